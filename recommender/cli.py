@@ -1,0 +1,104 @@
+"""The command line: `python -m recommender run|data|generate ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recommender.params import ALSParams
+from recommender.ratings_format import BadInputError
+
+
+def add_als_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every implementation shares (the Scala and Java programs take the same)."""
+    defaults = ALSParams()
+    parser.add_argument("--api", choices=("rdd", "df"), default="df", help="Spark API (default df)")
+    parser.add_argument("--rank", type=int, default=defaults.rank)
+    parser.add_argument("--iterations", type=int, default=defaults.iterations)
+    parser.add_argument("--reg", type=float, default=defaults.reg, help="regularization (lambda)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--blocks", type=int, default=None, help="ALS blocks (default: parallelism)")
+    parser.add_argument("--holdout", type=float, default=0.0, help="fraction held out for RMSE/MAE")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad lines")
+    parser.add_argument("--checkpoint-dir", default=None, help="default: a new /tmp folder")
+
+
+def params_from(args: argparse.Namespace) -> ALSParams:
+    return ALSParams(args.rank, args.iterations, args.reg, args.seed, args.blocks, args.holdout)
+
+
+def parse_confs(pairs: Sequence[str]) -> dict[str, str]:
+    confs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--conf {pair!r}: expected KEY=VALUE")
+        confs[key] = value
+    return confs
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None, help="MovieLens mirror folder")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="downloads and conversions")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recommender", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the recommender and print its result line")
+    run.add_argument("--data", required=True, help="ml-100k, synthetic:ml-20m[:SEED], or a file")
+    add_als_arguments(run)
+    run.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    run.add_argument("--driver-memory", default="4g")
+    run.add_argument("--conf", action="append", default=[], help="extra Spark conf KEY=VALUE")
+    _data_options(run)
+
+    data = commands.add_parser("data", help="download/convert or generate a data set")
+    data.add_argument("name", help="ml-100k, synthetic:ml-20m[:SEED], ...")
+    _data_options(data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "data":
+            return _data(args)
+        return _run(args)
+    except (BadInputError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _data(args: argparse.Namespace) -> int:
+    from recommender.sources import prepare
+
+    prepared = prepare(args.name, args.data_dir, args.cache_dir)
+    print(f"{prepared.name}: {prepared.ratings:,} ratings -> {prepared.csv}, {prepared.parquet}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from recommender import spark_session
+    from recommender.job import run_job, summary
+    from recommender.sources import prepare
+
+    params = params_from(args)
+    prepared = prepare(args.data, args.data_dir, args.cache_dir)
+    config = spark_session.SessionConfig(
+        master=args.master,
+        driver_memory=args.driver_memory,
+        checkpoint_dir=args.checkpoint_dir,
+        confs=parse_confs(args.conf),
+    )
+    spark = spark_session.start(config)
+    try:
+        result = run_job(spark, prepared.csv, args.api, params, prepared.name, args.skip_bad_rows)
+    finally:
+        spark.stop()
+    print(summary(result))
+    print(result.to_line(), flush=True)
+    return 0

@@ -1,0 +1,89 @@
+"""The text formats of ratings files and the one set of rules that decides whether a line is valid.
+
+Every reader (pandas on the driver, the Spark RDD and DataFrame loaders) applies these same
+rules, so a bad line gets the same message wherever it is read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+INT32_MAX = 2**31 - 1
+
+# Java and Python read these two patterns the same way, so Spark SQL's `rlike` and `re` agree.
+INT_PATTERN = r"^-?[0-9]+$"
+FLOAT_PATTERN = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+WHITESPACE = " \t\r"  # trimmed around every field (a CRLF file leaves \r in the last one)
+_INT_RE = re.compile(INT_PATTERN)
+_FLOAT_RE = re.compile(FLOAT_PATTERN)
+
+
+@dataclass(frozen=True)
+class RatingsFormat:
+    """How a ratings file is laid out: field separator, header line, and fields per line."""
+
+    sep: str
+    header: bool
+    fields: int
+
+    def describe(self) -> str:
+        header = "with a header" if self.header else "no header"
+        return f"{self.fields} fields separated by {self.sep!r}, {header}"
+
+
+# The original study's input: userId,movieId,rating with no header and no timestamp.
+STUDY_CSV = RatingsFormat(sep=",", header=False, fields=3)
+ML_100K_TSV = RatingsFormat(sep="\t", header=False, fields=4)
+ML_DAT = RatingsFormat(sep="::", header=False, fields=4)
+ML_CSV = RatingsFormat(sep=",", header=True, fields=4)
+
+
+class BadInputError(ValueError):
+    """Input that cannot be used: names the file and, where there is one, the line."""
+
+    def __init__(self, path: str, problem: str, line: int | None = None, skipped: int = 0) -> None:
+        self.path = path
+        self.problem = problem
+        self.line = line
+        where = f"{path}, line {line}" if line is not None else path
+        more = f" ({skipped} bad lines in all)" if skipped > 1 else ""
+        super().__init__(f"{where}: {problem}{more}")
+
+
+def check_id(text: str, what: str) -> str | None:
+    """The problem with one id field, or None if it is a valid non-negative 32-bit integer."""
+    text = text.strip(WHITESPACE)
+    if not _INT_RE.match(text):
+        return f"{what} {text!r} is not an integer"
+    value = int(text)
+    if value < 0:
+        return f"{what} {value} is negative"
+    if value > INT32_MAX:
+        return f"{what} {value} is out of range (ids must fit a 32-bit integer)"
+    return None
+
+
+def check_rating(text: str) -> str | None:
+    """The problem with a rating field, or None if it is a finite decimal number."""
+    text = text.strip(WHITESPACE)
+    if not _FLOAT_RE.match(text):
+        return f"rating {text!r} is not a finite number"
+    if not math.isfinite(float(text)):
+        return f"rating {text!r} is not a finite number"
+    return None
+
+
+def line_problem(line: str, fmt: RatingsFormat) -> str | None:
+    """Why one data line is invalid under `fmt`, or None if it is valid."""
+    parts = line.split(fmt.sep)
+    if len(parts) != fmt.fields:
+        return f"expected {fmt.fields} fields separated by {fmt.sep!r}, found {len(parts)}"
+    return check_id(parts[0], "user id") or check_id(parts[1], "movie id") or check_rating(parts[2])
+
+
+def parse_line(line: str, fmt: RatingsFormat) -> tuple[int, int, float]:
+    """(user, item, rating) of a line already known to be valid."""
+    parts = line.split(fmt.sep)
+    return int(parts[0]), int(parts[1]), float(parts[2])
