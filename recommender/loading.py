@@ -101,7 +101,8 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
     """Ratings as a cached DataFrame (user int, item int, rating float), parsed in the JVM."""
     check_source(path)
     parts = F.split(F.col("value"), ",", -1)
-    u, i, r = _trim(parts[0]), _trim(parts[1]), _trim(parts[2])
+    # get() gives NULL past the end of a short line, where [] fails under ANSI mode (Spark 4's default).
+    u, i, r = (_trim(F.get(parts, k)) for k in range(3))
     user = F.when(_valid_id(u), u.cast("long"))
     item = F.when(_valid_id(i), i.cast("long"))
     rating = F.when(r.rlike(FLOAT_PATTERN), r.cast("double"))
@@ -116,9 +117,10 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
         spark.read.text(path)
         .select(
             F.coalesce(ok, F.lit(False)).alias("ok"),
-            user.cast("int").alias(USER),
-            item.cast("int").alias(ITEM),
-            rating.cast("float").alias(RATING),
+            # Cast only valid rows: ANSI mode fails on an int overflow even in a discarded row.
+            F.when(ok, user.cast("int")).alias(USER),
+            F.when(ok, item.cast("int")).alias(ITEM),
+            F.when(ok, rating.cast("float")).alias(RATING),
         )
         .cache()
     )

@@ -70,20 +70,24 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
     if len(sep) > 1:  # the C reader takes one-character separators only
         source = io.BytesIO(path.read_bytes().replace(sep.encode(), b"\t"))
         sep = "\t"
-    names = [USER, ITEM, RATING] + [f"extra{i}" for i in range(fmt.fields - 3)]
+    # One column more than the format has: pandas would otherwise shift a line with an extra field.
+    names = [USER, ITEM, RATING] + [f"extra{i}" for i in range(fmt.fields - 3)] + ["overflow"]
     try:
         frame = pd.read_csv(
             source,
             sep=sep,
             header=0 if fmt.header else None,
             names=names,
-            usecols=list(range(3)),
-            dtype={USER: np.int64, ITEM: np.int64, RATING: np.float64},
+            usecols=[USER, ITEM, RATING, "overflow"],
+            dtype={USER: np.int64, ITEM: np.int64, RATING: np.float64, "overflow": object},
             skip_blank_lines=False,
             engine="c",
         )
     except (ValueError, pd.errors.ParserError):
         return None
+    if frame["overflow"].notna().any():
+        return None
+    frame = frame.drop(columns="overflow")
     ids = frame[[USER, ITEM]].to_numpy()
     if len(frame) == 0 or (ids < 0).any() or (ids > INT32_MAX).any():
         return None
