@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import sys
 import tempfile
 import uuid
 import zipfile
@@ -32,6 +34,8 @@ def start(config: SessionConfig) -> SparkSession:
     if config.master:
         builder = builder.master(config.master)
     if (config.master or "").startswith("local"):
+        # Workers must run the driver's interpreter: the `python3` on PATH may be another version.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
