@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the recommender and print its result line")
     run.add_argument("--data", required=True, help="ml-100k, synthetic:ml-20m[:SEED], or a file")
+    run.add_argument("--impl", choices=("python", "scala", "java"), default="python",
+                     help="implementation (scala and java are built and spark-submitted)")
     add_als_arguments(run)
     run.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     run.add_argument("--driver-memory", default="4g")
@@ -88,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
 
     params = params_from(args)
     prepared = prepare(args.data, args.data_dir, args.cache_dir)
+    if args.impl != "python":
+        return _run_jvm(args, params, prepared.csv, prepared.name)
     config = spark_session.SessionConfig(
         master=args.master,
         driver_memory=args.driver_memory,
@@ -102,3 +106,21 @@ def _run(args: argparse.Namespace) -> int:
     print(summary(result))
     print(result.to_line(), flush=True)
     return 0
+
+
+def _run_jvm(args: argparse.Namespace, params: ALSParams, csv: str, name: str) -> int:
+    """Build the jar if needed and spark-submit it; its output, result line included, passes through."""
+    import subprocess
+
+    from recommender import jvm
+
+    if args.impl == "java" and args.api != "rdd":
+        raise ValueError("the Java recommender implements the rdd API only")
+    cmd = jvm.submit_command(
+        args.impl, csv, args.api, params, args.master, parse_confs(args.conf), name,
+        args.driver_memory, args.skip_bad_rows,
+    )
+    if args.checkpoint_dir:
+        cmd += ["--checkpoint-dir", args.checkpoint_dir]
+    jvm.build_jar()
+    return subprocess.run(cmd, env=jvm.submit_env()).returncode

@@ -1,0 +1,171 @@
+package als
+
+import org.apache.spark.SparkContext
+import org.apache.spark.ml.recommendation.{ALS => MlALS}
+import org.apache.spark.mllib.recommendation.{ALS, Rating}
+import org.apache.spark.rdd.RDD
+import org.apache.spark.sql.{Column, DataFrame, SparkSession, functions => F}
+
+import scala.collection.JavaConverters._ // 2.12 and 2.13 alike
+
+import Result._
+
+/** The Scala recommender: same arguments, phases, checks and result line as the Python one.
+  *
+  *   spark-submit --class als.RecommenderScala als-recommender.jar ratings.csv [--api rdd|df] ... */
+object RecommenderScala {
+  final case class Outcome(counts: JObj, trainMse: Double, holdoutRmse: Option[Double], holdoutMae: Option[Double],
+                           skipped: Seq[String])
+
+  def main(args: Array[String]): Unit = {
+    VersionGuard.check()
+    val opts = Options.parse(args, "scala")
+    val spark = SparkSession.builder().appName(s"als-scala-${opts.api}").getOrCreate()
+    val code = try {
+      Options.setCheckpointDir(spark.sparkContext, opts)
+      val timer = new Timer
+      val outcome = if (opts.api == "rdd") runRdd(spark.sparkContext, opts, timer) else runDf(spark, opts, timer)
+      println(Report.line("scala", opts, spark.sparkContext, timer, outcome))
+      0
+    } catch {
+      case e: BadInput => System.err.println(s"error: ${e.getMessage}"); 2
+    } finally spark.stop()
+    if (code != 0) sys.exit(code)
+  }
+
+  private[als] def finish(sc: SparkContext, path: String, good: Long, bad: Long, skip: Boolean): Seq[String] = {
+    if (bad == 0 && good > 0) return Seq.empty
+    if (good == 0 && bad == 0) throw new BadInput(s"$path: no ratings (the file is empty)")
+    val found = sc.textFile(path).zipWithIndex().flatMap { case (l, i) => Rules.lineProblem(l).map(p => (i + 1, p)) }
+      .take(10)
+    if (!skip || good == 0) {
+      val (line, problem) = found.head
+      val more = if (bad > 1) s" ($bad bad lines in all)" else ""
+      val what = if (good > 0) problem else s"$problem; no valid ratings at all"
+      throw new BadInput(s"$path, line $line: $what$more")
+    }
+    found.map { case (n, p) => s"line $n: $p" }.toSeq
+  }
+
+  /** For the Java recommender: the same checks, with Java collections and nullable doubles. */
+  def finishForJava(sc: SparkContext, path: String, good: Long, bad: Long, skip: Boolean): java.util.List[String] =
+    finish(sc, path, good, bad, skip).asJava
+
+  def outcomeForJava(counts: JObj, mse: java.lang.Double, rmse: java.lang.Double, mae: java.lang.Double,
+                     skipped: java.util.List[String]): Outcome =
+    Outcome(counts, mse, Option(rmse).map(_.doubleValue), Option(mae).map(_.doubleValue), skipped.asScala.toList)
+
+  def runRdd(sc: SparkContext, o: Options, t: Timer): Outcome = {
+    val blocks = o.blocks.getOrElse(sc.defaultParallelism)
+    var skipped = Seq.empty[String]
+    var good = 0L
+    var bad = 0L
+    val parsed = t.phase("load") {
+      Options.checkSource(o.input)
+      val p = sc.textFile(o.input).map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
+      val (g, b) = p.map(r => if (r.isDefined) (1L, 0L) else (0L, 1L)).fold((0L, 0L))((a, c) => (a._1 + c._1, a._2 + c._2))
+      good = g; bad = b
+      skipped = finish(sc, o.input, g, b, o.skipBadRows)
+      p
+    }
+    val ratings = parsed.flatMap(x => x)
+    val seed = o.seed
+    val cut = Rules.threshold(o.holdout)
+    val train = if (cut > 0) ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) >= cut) else ratings
+    val holdout = if (cut > 0) Some(ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) < cut)) else None
+
+    val model = t.phase("fit") {
+      val m = ALS.train(train, o.rank, o.iterations, o.reg, blocks, o.seed)
+      m.userFeatures.count()
+      m
+    }
+    def predict(rs: RDD[Rating]): (RDD[((Int, Int), Double)], Long) = {
+      val p = model.predict(rs.map(r => (r.user, r.product))).map(r => ((r.user, r.product), r.rating)).cache()
+      (p, p.count())
+    }
+    val (trainPred, nTrainPred, heldPred, nHeldPred) = t.phase("predict") {
+      val (tp, ntp) = predict(train)
+      val (hp, nhp) = holdout.map(predict).map { case (p, n) => (Some(p), n) }.getOrElse((None, 0L))
+      (tp, ntp, hp, nhp)
+    }
+    def errors(rs: RDD[Rating], preds: RDD[((Int, Int), Double)]): (Double, Double, Long) =
+      rs.map(r => ((r.user, r.product), r.rating)).join(preds).values
+        .map { case (a, b) => ((a - b) * (a - b), math.abs(a - b), 1L) }
+        .fold((0.0, 0.0, 0L))((x, y) => (x._1 + y._1, x._2 + y._2, x._3 + y._3))
+    val (mse, rmse, mae) = t.phase("evaluate") {
+      val (sq, _, n) = errors(train, trainPred)
+      val held = for (h <- holdout; hp <- heldPred) yield errors(h, hp)
+      val hm = held.filter(_._3 > 0)
+      (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
+    }
+    val counts = Report.counts(good, bad, ratings.map(_.user).distinct().count(), ratings.map(_.product).distinct().count(),
+      train.count(), holdout.map(_.count()).getOrElse(0L), nTrainPred, nHeldPred)
+    Outcome(counts, mse, rmse, mae, skipped)
+  }
+
+  private def trimmed(c: Column): Column = F.regexp_replace(c, "^[ \\t\\r]+|[ \\t\\r]+$", "")
+
+  def runDf(spark: SparkSession, o: Options, t: Timer): Outcome = {
+    val blocks = o.blocks.getOrElse(spark.sparkContext.defaultParallelism)
+    var skipped = Seq.empty[String]
+    var good = 0L
+    var bad = 0L
+    val ratings = t.phase("load") {
+      Options.checkSource(o.input)
+      val parts = F.split(F.col("value"), ",", -1)
+      val Seq(u, i, r) = (0 until 3).map(k => trimmed(F.expr(s"get(split(value, ',', -1), $k)")))
+      def validId(c: Column) = c.rlike(Rules.IntPattern) && F.length(c) <= 11
+      val user = F.when(validId(u), u.cast("long"))
+      val item = F.when(validId(i), i.cast("long"))
+      val rating = F.when(r.rlike(Rules.FloatPattern), r.cast("double"))
+      val ok = F.size(parts) === 3 && user.between(0, Rules.Int32Max) && item.between(0, Rules.Int32Max) &&
+        !F.isnan(rating) && F.abs(rating) < Double.PositiveInfinity
+      val parsed = spark.read.text(o.input).select(
+        F.coalesce(ok, F.lit(false)).as("ok"),
+        F.when(ok, user.cast("int")).as("user"),
+        F.when(ok, item.cast("int")).as("item"),
+        F.when(ok, rating.cast("float")).as("rating")).cache()
+      val row = parsed.agg(F.sum(F.col("ok").cast("long")), F.sum((!F.col("ok")).cast("long"))).first()
+      good = if (row.isNullAt(0)) 0L else row.getLong(0)
+      bad = if (row.isNullAt(1)) 0L else row.getLong(1)
+      skipped = finish(spark.sparkContext, o.input, good, bad, o.skipBadRows)
+      parsed.filter("ok").select("user", "item", "rating")
+    }
+    val cut = Rules.threshold(o.holdout)
+    val held = F.expr(Rules.holdoutSql("user", "item", o.seed)) < cut
+    val train = if (cut > 0) ratings.filter(!held) else ratings
+    val holdout = if (cut > 0) Some(ratings.filter(held)) else None
+    val als = new MlALS().setRank(o.rank).setMaxIter(o.iterations).setRegParam(o.reg).setSeed(o.seed)
+      .setNumUserBlocks(blocks).setNumItemBlocks(blocks).setUserCol("user").setItemCol("item")
+      .setRatingCol("rating").setColdStartStrategy("drop")
+    val model = t.phase("fit") {
+      val m = als.fit(train)
+      m.userFactors.count()
+      m
+    }
+    def predict(df: DataFrame): (DataFrame, Long) = {
+      val p = model.transform(df).cache()
+      (p, p.count())
+    }
+    val (trainPred, nTrainPred, heldPred, nHeldPred) = t.phase("predict") {
+      val (tp, ntp) = predict(train)
+      val (hp, nhp) = holdout.map(predict).map { case (p, n) => (Some(p), n) }.getOrElse((None, 0L))
+      (tp, ntp, hp, nhp)
+    }
+    def errors(p: DataFrame): (Double, Double, Long) = {
+      val e = F.col("rating").cast("double") - F.col("prediction").cast("double")
+      val row = p.agg(F.sum(e * e), F.sum(F.abs(e)), F.count(F.lit(1))).first()
+      (if (row.isNullAt(0)) 0.0 else row.getDouble(0), if (row.isNullAt(1)) 0.0 else row.getDouble(1), row.getLong(2))
+    }
+    val (mse, rmse, mae) = t.phase("evaluate") {
+      val (sq, _, n) = errors(trainPred)
+      val hm = heldPred.map(errors).filter(_._3 > 0)
+      (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
+    }
+    val sizes = ratings.agg(F.countDistinct("user"), F.countDistinct("item"),
+      F.sum(if (cut > 0) (!held).cast("long") else F.lit(1L))).first()
+    val nTrain = sizes.getLong(2)
+    val counts = Report.counts(good, bad, sizes.getLong(0), sizes.getLong(1), nTrain, good - nTrain, nTrainPred, nHeldPred)
+    Outcome(counts, mse, rmse, mae, skipped)
+  }
+}
