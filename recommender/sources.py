@@ -40,10 +40,6 @@ class Prepared:
     source: str
     oracle_mse: float | None = None  # synthetic data only: the noise floor
 
-    @property
-    def input_bytes(self) -> int:
-        return Path(self.csv).stat().st_size
-
 
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_DIR_ENV)
