@@ -1,8 +1,9 @@
-# Quick start: `make run` (the main job) and `make test` (the tests). Both set up .venv first.
+# Quick start: `make run` (the benchmark grid and its report) and `make test` (the tests). Both set up .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+GRID ?= local
 
 .PHONY: run test unit
 
@@ -12,8 +13,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m recommender run --data ml-100k --api rdd --holdout 0.2 --rank 10 --reg 0.1
-	$(PY) -m recommender run --data ml-100k --api df --holdout 0.2 --rank 10 --reg 0.1
+	$(PY) -m experiments --grid $(GRID)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

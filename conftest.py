@@ -13,6 +13,8 @@ from recommender.sources import default_data_dir
 
 ROOT = Path(__file__).resolve().parent
 
+pytest_plugins = ["experiments.pytest_plugin"]
+
 
 def java_major() -> int | None:
     """The major version of the `java` on PATH, or None without one."""

@@ -22,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark-submit recommender/entry.py")
     parser.add_argument("ratings", help="ratings file: user,item,rating lines, no header")
     add_als_arguments(parser)
+    parser.add_argument("--data", default=None, help="data set name for the result line")
     args = parser.parse_args(argv)
 
     from recommender import spark_session
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         spark = spark_session.start(config)
         try:
-            result = run_job(spark, args.ratings, args.api, params, None, args.skip_bad_rows)
+            result = run_job(spark, args.ratings, args.api, params, args.data, args.skip_bad_rows)
         finally:
             spark.stop()
     except (BadInputError, ValueError) as error:

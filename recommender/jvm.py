@@ -8,19 +8,14 @@ import sys
 from pathlib import Path
 
 from recommender.params import ALSParams
+from recommender.submit import Launch, als_arguments, spark_submit, submit_env
+
+__all__ = ["JAR", "MAIN_CLASS", "build_jar", "submit_command", "submit_env"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "scala" / "build.sh"
 JAR = ROOT / "scala" / "target" / "als-recommender.jar"
 MAIN_CLASS = {"scala": "als.RecommenderScala", "java": "als.RecommenderJava"}
-
-
-def spark_bin() -> Path:
-    """The folder holding the spark-submit of the Spark that runs this process."""
-    import pyspark
-
-    home = os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
-    return Path(home) / "bin"
 
 
 def build_jar() -> Path:
@@ -43,31 +38,14 @@ def submit_command(
     driver_memory: str | None = None,
     skip_bad_rows: bool = False,
     jar: Path = JAR,
+    launch: Launch | None = None,
 ) -> list[str]:
-    """The spark-submit command line for the `impl` recommender, with the shared arguments."""
+    """The spark-submit command line for the `impl` recommender, with the shared arguments.
+
+    `launch`, when given, replaces `master`, `confs` and `driver_memory`.
+    """
     if impl not in MAIN_CLASS:
         raise ValueError(f"unknown JVM implementation {impl!r}; choose from {sorted(MAIN_CLASS)}")
-    cmd = [str(spark_bin() / "spark-submit"), "--class", MAIN_CLASS[impl]]
-    if master:
-        cmd += ["--master", master]
-    if driver_memory:
-        cmd += ["--driver-memory", driver_memory]
-    if master and master.startswith("local"):
-        confs = {"spark.driver.host": "127.0.0.1", "spark.ui.enabled": "false"} | confs
-    for key, value in confs.items():
-        cmd += ["--conf", f"{key}={value}"]
-    cmd += [str(jar), input_path, "--api", api, "--rank", str(params.rank)]
-    cmd += ["--iterations", str(params.iterations), "--reg", repr(params.reg)]
-    cmd += ["--seed", str(params.seed), "--holdout", repr(params.holdout)]
-    if params.blocks is not None:
-        cmd += ["--blocks", str(params.blocks)]
-    if data_name:
-        cmd += ["--data", data_name]
-    if skip_bad_rows:
-        cmd += ["--skip-bad-rows"]
-    return cmd
-
-
-def submit_env() -> dict[str, str]:
-    """spark-submit's launcher scripts locate Spark through Python: give them this one."""
-    return os.environ | {"PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
+    launch = launch or Launch(master=master, driver_memory=driver_memory, confs=confs)
+    app = ["--class", MAIN_CLASS[impl], str(jar)]
+    return spark_submit(launch, app, als_arguments(input_path, api, params, data_name, skip_bad_rows))

@@ -63,6 +63,18 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
     return Prepared(name, str(path), None, None, None, None, source=str(path))
 
 
+def stored_locally(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> bool:
+    """Whether MovieLens set `name` can be prepared without a download (mirror or cache)."""
+    spec = get_set(name)
+    data_dir = data_dir if data_dir is not None else default_data_dir()
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    places = [cache_dir / "downloads" / f"{spec.name}.zip"]
+    if data_dir is not None:
+        places += [data_dir / f / spec.ratings_file for f in (spec.name, spec.folder)]
+        places.append(data_dir / f"{spec.name}.zip")
+    return any(place.exists() for place in places)
+
+
 def locate_raw(spec: MovieLensSet, data_dir: Path | None, cache_dir: Path) -> Path:
     """The ratings file of `spec`: mirror folder, mirror zip, cached zip, or a fresh download."""
     if data_dir is not None:

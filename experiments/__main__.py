@@ -1,0 +1,54 @@
+"""`python -m experiments [--grid local] [--out report] [-- PYTEST OPTIONS]`: the main job.
+
+Runs the grid (each case its own spark-submit, timed by pytest-benchmark) into
+results/GRID-HOST-TIME.json, then the compare script on it, and says where the report is.
+Options after `--` go to pytest, e.g. `-- --spark-master standalone --rounds 3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from experiments import compare, results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="local", help="a grid of experiments/grid.toml (default local)")
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="where the JSON goes")
+    parser.add_argument("--out", type=Path, default=ROOT / "report", help="where the report goes")
+    args = parser.parse_args(argv)
+
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = args.results / f"{args.grid}-{platform.node()}-{stamp}.json"
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "benchmarks" / "test_grid.py"),
+           "-m", "benchmark", "--grid", args.grid, f"--benchmark-json={json_path}", *extra]
+    print("running:", " ".join(cmd), flush=True)
+    code = subprocess.run(cmd, cwd=ROOT).returncode
+    if code != 0:
+        print(f"some cases failed (pytest exit {code}); reporting the ones that finished", file=sys.stderr)
+    try:
+        report = compare.write_report([json_path], args.out)
+    except (results.ResultsFileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return code or 2
+    print(f"\nresults: {json_path}\nreport:  {report}\nplots:   {args.out}/*.png\n"
+          f"compare several runs: python -m experiments.compare {args.results}/*.json")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The report's PNG plots: runtime and speedup against cores, throughput against size, phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments import tables  # noqa: E402
+from experiments.results import PHASES  # noqa: E402
+
+FIGSIZE = (10.0, 6.0)
+DPI = 100
+SIZE_PX = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))  # every plot has exactly this size
+
+
+def _series_name(row: pd.Series, labels: int) -> str:
+    name = f"{row.impl} {row.api}" + (f" {row.device}" if row.device != "cpu" else "")
+    return f"{name} · {row.label}" if labels > 1 else name
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)  # no tight bbox: the size stays SIZE_PX
+    plt.close(fig)
+    return path
+
+
+def _swept(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cases whose data set ran on more than one core count."""
+    counts = frame.groupby(["label", "impl", "api", "device", "data"]).cores.transform("nunique")
+    return frame[counts > 1]
+
+
+def against_cores(frame: pd.DataFrame, path: Path, speedup: bool) -> Path:
+    """Runtime (or speedup over one core) against cores, one panel per data set."""
+    swept = _swept(frame)
+    datasets = list(dict.fromkeys(swept.sort_values("ratings").data)) or ["(no cores sweep)"]
+    fig, axes = plt.subplots(1, len(datasets), figsize=FIGSIZE, squeeze=False)
+    labels = frame.label.nunique()
+    for ax, data in zip(axes[0], datasets):
+        for _, group in swept[swept.data == data].groupby(["label", "impl", "api", "device"]):
+            group = group.sort_values("cores")
+            y = group.time_s
+            if speedup:
+                one = group[group.cores == 1].time_s
+                if one.empty:
+                    continue
+                y = one.iloc[0] / group.time_s
+            ax.plot(group.cores, y, marker="o", label=_series_name(group.iloc[0], labels))
+        if speedup and not swept.empty:
+            top = swept[swept.data == data].cores.max()
+            ax.plot([1, top], [1, top], "k:", label="ideal")
+        ax.set_title(data)
+        ax.set_xlabel("cores")
+        ax.set_ylabel("speedup over 1 core" if speedup else "wall time (s)")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("Speedup against cores" if speedup else "Runtime against cores")
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, path)
+
+
+def throughput(frame: pd.DataFrame, path: Path) -> Path:
+    """Ratings per second against data set size (log-log), at each case's most cores."""
+    table = tables.throughput(frame)
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    labels = frame.label.nunique()
+    for _, group in table.groupby(["label", "impl", "api", "device"]):
+        group = group.sort_values("ratings")
+        ax.plot(group.ratings, group["ratings/s"], marker="o", label=_series_name(group.iloc[0], labels))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ratings in the data set")
+    ax.set_ylabel("ratings per second (whole run)")
+    ax.set_title("Throughput against data set size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
+    """Stacked bars of each phase, per case, at each case's most cores."""
+    table = tables.phases(frame)
+    most = table.groupby(["label", "impl", "api", "device", "data"]).cores.transform("max")
+    table = table[table.cores == most]
+    labels = frame.label.nunique()
+    names = [f"{_series_name(r, labels)} · {r.data}" for _, r in table.iterrows()]
+    parts = [f"{p} (s)" for p in PHASES] + ["startup+other (s)"]
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    left = pd.Series(0.0, index=table.index)
+    for part in parts:
+        ax.barh(names, table[part], left=left, label=part.replace(" (s)", ""))
+        left = left + table[part]
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title("Where the time goes")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.subplots_adjust(left=0.33)
+    return _save(fig, path)
+
+
+def write_all(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    return {
+        "runtime": against_cores(frame, folder / "runtime_vs_cores.png", speedup=False),
+        "speedup": against_cores(frame, folder / "speedup_vs_cores.png", speedup=True),
+        "throughput": throughput(frame, folder / "throughput_vs_size.png"),
+        "phases": phase_bars(frame, folder / "phases.png"),
+    }

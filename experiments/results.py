@@ -1,0 +1,113 @@
+"""Reading pytest-benchmark JSON files written by the grid into one table, one row per case."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PHASES = ("load", "fit", "predict", "evaluate")
+CASE_KEYS = ("impl", "api", "device", "cores", "data")
+
+
+class ResultsFileError(ValueError):
+    """A file that is not a usable pytest-benchmark JSON of this suite's grid."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Source:
+    """One results file and the machine or cluster it came from."""
+
+    path: Path
+    label: str
+    machine: dict[str, Any]
+    datetime: str
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The parsed JSON of one pytest-benchmark file, checked for the shape we need."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ResultsFileError(path, f"cannot be read: {error.strerror or error}") from None
+    if not text.strip():
+        raise ResultsFileError(path, "is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(path, f"is not valid JSON (line {error.lineno}, column {error.colno}: "
+                                     f"{error.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) \
+            or "machine_info" not in data:
+        raise ResultsFileError(path, "is not a pytest-benchmark JSON file "
+                                     "(expected an object with 'machine_info' and a 'benchmarks' list)")
+    if not data["benchmarks"]:
+        raise ResultsFileError(path, "has no benchmark cases")
+    return data
+
+
+def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str, Any]:
+    name = bench.get("name", f"#{index}")
+    extra = bench.get("extra_info") or {}
+    case, result, stats = extra.get("case"), extra.get("result"), bench.get("stats")
+    if not isinstance(case, dict) or not isinstance(result, dict) or not isinstance(stats, dict):
+        raise ResultsFileError(path, f"case {name} has no ALS result in its extra_info "
+                                     "(not written by this suite's benchmark grid)")
+    missing = [k for k in CASE_KEYS if k not in case]
+    if missing:
+        raise ResultsFileError(path, f"case {name}: extra_info.case lacks {missing}")
+    rounds = extra.get("rounds") or [{"phases": result["phases"]}]
+    try:
+        phases = {f"{p}_s": sum(r["phases"][p] for r in rounds) / len(rounds) for p in PHASES}
+        row = {
+            "label": label,
+            "file": path.name,
+            **{k: case[k] for k in CASE_KEYS},
+            "ratings": result["counts"]["ratings"],
+            "input_bytes": result["input_bytes"],
+            "train_mse": result["metrics"]["train_mse"],
+            "holdout_rmse": result["metrics"].get("holdout_rmse"),
+            "time_s": stats["mean"],
+            "time_sd": stats["stddev"] if stats.get("rounds", 1) > 1 else float("nan"),
+            "rounds": stats["rounds"],
+            **phases,
+            "phases_total_s": sum(phases.values()),
+            "command": extra.get("command", ""),
+            "spark": result["spark"]["version"],
+            "master": extra.get("master") or result["spark"]["master"],
+        }
+    except (KeyError, TypeError, ZeroDivisionError) as error:
+        raise ResultsFileError(path, f"case {name}: malformed result ({error!r} missing or wrong)") from None
+    return row
+
+
+def load(paths: list[Path]) -> tuple[pd.DataFrame, list[Source]]:
+    """All cases of all files. Files from the same machine label are told apart by file name."""
+    if not paths:
+        raise ValueError("no results files given")
+    raw = [(path, read_file(path)) for path in paths]
+    base = [_label(path, data) for path, data in raw]
+    repeats = Counter(base)
+    sources, rows = [], []
+    for (path, data), label in zip(raw, base):
+        if repeats[label] > 1:
+            label = f"{label} [{path.name}]"
+        sources.append(Source(path, label, data["machine_info"], data.get("datetime", "")))
+        rows += [_row(path, i, bench, label) for i, bench in enumerate(data["benchmarks"])]
+    frame = pd.DataFrame(rows)
+    frame["cores"] = frame["cores"].astype(int)
+    return frame, sources
+
+
+def _label(path: Path, data: dict[str, Any]) -> str:
+    info = data["machine_info"] if isinstance(data["machine_info"], dict) else {}
+    als = info.get("als") or {}
+    return als.get("label") or info.get("node") or path.stem

@@ -1,0 +1,116 @@
+"""Running one benchmark case as its own spark-submit process and reading its result line."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from experiments.grid import Case, Device
+from recommender import jvm
+from recommender.params import ALSParams
+from recommender.result import ResultLineError, parse_result_line
+from recommender.submit import LOOPBACK_MASTERS, PYTHON_ENTRY, Launch, als_arguments, spark_submit, submit_env
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where every case of a grid runs."""
+
+    master: str = "local"  # local, spark://HOST:PORT or yarn
+    driver_memory: str = "4g"
+    executor_memory: str | None = None
+    rapids_jar: str | None = None
+    timeout_s: float = 3600.0
+
+    @property
+    def loopback(self) -> bool:
+        return self.master.startswith(LOOPBACK_MASTERS)
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One round of a case: its parsed result line and the process's wall time."""
+
+    result: dict[str, Any]
+    wall_s: float
+
+
+class CaseFailed(RuntimeError):
+    """A case whose process failed or printed no valid result line."""
+
+
+def shuffle_partitions(cores: int) -> int:
+    """Two shuffle partitions per core: Spark's default of 200 dwarfs small sets' real work."""
+    return 2 * cores
+
+
+def launch_for(case: Case, target: Target, device: Device) -> Launch:
+    confs = {"spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
+    jars: tuple[str, ...] = ()
+    if device.uses_gpu:
+        if not target.rapids_jar:
+            raise CaseFailed(f"{case.id}: the GPU device needs the spark-rapids jar (--rapids-jar)")
+        jars = (target.rapids_jar,)
+    return Launch(
+        master=target.master,
+        cores=case.cores,
+        driver_memory=target.driver_memory,
+        executor_memory=target.executor_memory,
+        confs=confs | device.confs_for(case.cores),
+        jars=jars,
+    )
+
+
+def command(case: Case, csv: str, params: ALSParams, launch: Launch) -> list[str]:
+    """The spark-submit command of `case` (without a checkpoint directory)."""
+    if case.impl == "python":
+        return spark_submit(launch, [str(PYTHON_ENTRY)], als_arguments(csv, case.api, params, case.data))
+    return jvm.submit_command(case.impl, csv, case.api, params, None, {}, case.data, launch=launch)
+
+
+def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
+    """Run `cmd` once; on a loopback master with a fresh checkpoint folder removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="als-checkpoint-") if target.loopback else None
+    full = cmd + (["--checkpoint-dir", folder] if folder else [])
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            full, env=submit_env(), capture_output=True, text=True, timeout=target.timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        raise CaseFailed(f"{case.id}: no result after {target.timeout_s:.0f} s: {shlex.join(full)}") from None
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.splitlines()[-30:])
+        raise CaseFailed(f"{case.id}: exit {proc.returncode}: {shlex.join(full)}\n{tail}")
+    try:
+        result = parse_result_line(proc.stdout)
+    except ResultLineError as error:
+        raise CaseFailed(f"{case.id}: {error}\n{proc.stdout[-2000:]}") from None
+    return CaseRun(result, wall)
+
+
+def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch) -> dict[str, Any]:
+    """What pytest-benchmark stores with the case: its result line, every round's, the command."""
+    last = runs[-1].result
+    return {
+        "case": {"impl": case.impl, "api": case.api, "device": case.device,
+                 "cores": case.cores, "data": case.data},
+        "result": last,
+        "rounds": [{"wall_s": round(r.wall_s, 4), "phases": r.result["phases"],
+                    "metrics": r.result["metrics"], "app_id": r.result["spark"]["app_id"]}
+                   for r in runs],
+        "command": shlex.join(cmd),
+        "confs": dict(launch.confs),
+        "master": launch.master_url(),
+        "versions": {"spark": last["spark"]["version"]},
+        "input_bytes": last["input_bytes"],
+    }

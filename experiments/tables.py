@@ -1,0 +1,84 @@
+"""The report's tables, computed from the per-case frame of `results.load`.
+
+Times are the mean wall time of a case's spark-submit process over its rounds (what the study
+read off the cluster). Rows from different labels (machines, clusters) are never combined.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from experiments.results import PHASES
+
+CASE = ["label", "impl", "api", "device", "data", "cores"]
+
+
+def _by_size(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["label", "ratings", "data", "impl", "api", "device", "cores"], kind="stable")
+
+
+def study_tables(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """One table per (label, implementation, device): MSE, time, speedup against one core, command."""
+    tables = {}
+    for (label, impl, device), group in frame.groupby(["label", "impl", "device"], sort=False):
+        rows = []
+        for _, case in _by_size(group).iterrows():
+            one = group[(group.api == case.api) & (group.data == case.data) & (group.cores == 1)]
+            speedup = one.time_s.iloc[0] / case.time_s if len(one) else float("nan")
+            rows.append({"data": case.data, "api": case.api, "cores": case.cores,
+                         "MSE": case.train_mse, "time (s)": case.time_s, "± sd": case.time_sd,
+                         "speedup vs 1 core": speedup, "command": case.command})
+        tables[(label, impl, device)] = pd.DataFrame(rows)
+    return tables
+
+
+def throughput(frame: pd.DataFrame) -> pd.DataFrame:
+    """MB/s and ratings/s by data set size, at the most cores each case ran on (as in the study)."""
+    most = frame.groupby(["label", "impl", "api", "device", "data"]).cores.transform("max")
+    top = _by_size(frame[frame.cores == most])
+    return pd.DataFrame({
+        "label": top.label, "impl": top.impl, "api": top.api, "device": top.device,
+        "data": top.data, "cores": top.cores, "ratings": top.ratings,
+        "MB": top.input_bytes / 1e6, "time (s)": top.time_s,
+        "MB/s": top.input_bytes / 1e6 / top.time_s, "ratings/s": top.ratings / top.time_s,
+    }).reset_index(drop=True)
+
+
+def ratio(frame: pd.DataFrame, axis: str, slow: str, fast: str) -> pd.DataFrame:
+    """time(slow) / time(fast) for every case that ran both ways along `axis`; > 1: `fast` wins."""
+    keys = [k for k in CASE if k != axis]
+    wide = frame.pivot_table(index=keys, columns=axis, values="time_s", aggfunc="first")
+    if slow not in wide or fast not in wide:
+        return pd.DataFrame(columns=[*keys, f"{slow} (s)", f"{fast} (s)", f"{slow}/{fast}"])
+    both = wide[[slow, fast]].dropna()
+    out = both.rename(columns={slow: f"{slow} (s)", fast: f"{fast} (s)"})
+    out[f"{slow}/{fast}"] = both[slow] / both[fast]
+    return out.reset_index()
+
+
+def speedups(frame: pd.DataFrame, cores: int) -> pd.DataFrame:
+    """time(1 core) / time(`cores` cores) for every case that ran on both."""
+    pair = frame[frame.cores.isin([1, cores])].assign(cores=lambda f: f.cores.map({1: "1", cores: "n"}))
+    table = ratio(pair, "cores", "1", "n")
+    return table.rename(columns={"1 (s)": "1 core (s)", "n (s)": f"{cores} cores (s)",
+                                 "1/n": f"speedup 1→{cores}"})
+
+
+def phases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Where the time goes: each phase's mean seconds, and the rest (JVM and session start, stop)."""
+    ordered = _by_size(frame)
+    table = ordered[["label", "impl", "api", "device", "data", "cores"]].copy()
+    for phase in PHASES:
+        table[f"{phase} (s)"] = ordered[f"{phase}_s"]
+    table["startup+other (s)"] = (ordered.time_s - ordered.phases_total_s).clip(lower=0)
+    table["wall (s)"] = ordered.time_s
+    table["predict+evaluate share"] = (ordered.predict_s + ordered.evaluate_s) / ordered.time_s
+    return table.reset_index(drop=True)
+
+
+def geometric_mean(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(np.exp(np.log(values).mean())) if len(values) else math.nan

@@ -1,0 +1,57 @@
+"""The benchmark grid: every case of the chosen grid (`--grid`, default smoke) as its own spark-submit.
+
+    pytest -m benchmark --grid local --benchmark-json results/local.json
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from experiments import environment, runner
+from experiments.grid import Case
+from experiments.pytest_plugin import GridSession
+from recommender import jvm
+from recommender.sources import prepare
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.spark]
+
+
+@pytest.fixture(scope="session")
+def jar() -> None:
+    jvm.build_jar()
+
+
+def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str,
+              grid_session: GridSession, grid_target: runner.Target,
+              request: pytest.FixtureRequest) -> None:
+    case = Case(data, device, impl, api, cores)
+    profile = grid_session.catalogue.devices[device]
+    if profile.uses_gpu and not grid_target.rapids_jar:
+        pytest.skip("GPU case: no spark-rapids jar given (--rapids-jar or SPARK_RAPIDS_JAR)")
+    if profile.uses_gpu and not environment.gpus():
+        pytest.skip("GPU case: nvidia-smi sees no GPU on this machine")
+    if case.impl != "python":
+        request.getfixturevalue("jar")
+    prepared = prepare(case.data)
+    launch = runner.launch_for(case, grid_target, profile)
+    cmd = runner.command(case, prepared.csv, grid_session.catalogue.params, launch)
+    runs: list[runner.CaseRun] = []
+
+    benchmark.group = f"{case.data} {case.device}"
+    benchmark.pedantic(lambda: runs.append(runner.run(case, cmd, grid_target)),
+                       rounds=grid_session.rounds, iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(runner.extra_info(case, runs, cmd, launch))
+
+    result = runs[0].result
+    assert (result["impl"], result["api"], result["data"]) == (case.impl, case.api, case.data)
+    # local[N] runs N tasks at once; a cluster's default parallelism is max(its cores, 2).
+    local = result["spark"]["master"].startswith("local")
+    assert result["spark"]["default_parallelism"] == (cores if local else max(cores, 2))
+    if prepared.ratings is not None:
+        assert result["counts"]["ratings"] == prepared.ratings
+    mse = [r.result["metrics"]["train_mse"] for r in runs]
+    assert all(math.isfinite(m) and m > 0 for m in mse)
+    # ALS is deterministic for a fixed seed and block count: rounds must agree.
+    assert max(mse) - min(mse) <= 1e-9 * max(mse), f"rounds disagree: {mse}"
