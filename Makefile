@@ -5,12 +5,19 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 GRID ?= local
 
-.PHONY: run test unit
+.PHONY: run test unit torch
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+# Optional: the PyTorch engines (impl torch, torch-spark).
+$(VENV)/.torch: requirements-torch.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	touch $@
+
+torch: $(VENV)/.torch
 
 run: $(VENV)/.installed
 	$(PY) -m experiments --grid $(GRID)

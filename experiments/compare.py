@@ -99,9 +99,10 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         "gpu_over_cpu": tables.ratio(frame, "device", "cpu", "gpu"),
         "speedup": tables.speedups(frame, top),
         "phases": tables.phases(frame),
+        "gpu_operators": tables.gpu_operators(frame),
     }
     for name, table in named.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+        table.drop(columns=["gpu_phases"], errors="ignore").to_csv(out / f"{name}.csv", index=False)
     pngs = plots.write_all(frame, out)
 
     text = ["# ALS benchmark report", "",
@@ -123,6 +124,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         ("GPU over CPU", "gpu_over_cpu"),
         (f"Speedup from 1 to {top} cores", "speedup"),
         ("Where the time goes (phases)", "phases"),
+        ("What ran on the GPU (spark-rapids explain, per phase)", "gpu_operators"),
     ]
     for title, name in sections:
         text += [f"## {title}", "", markdown(named[name])]

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from recommender.params import ALSParams
 
 GRID_FILE = Path(__file__).resolve().parent / "grid.toml"
 AXES = ("impls", "apis", "devices", "cores", "data")
-JVM_RDD_ONLY = {"java"}  # the Java recommender implements the RDD API only
+# The APIs each implementation has: Java only the RDD one; single-node PyTorch uses no Spark API
+# ("tensor"); torch-spark distributes its solver with DataFrames.
+IMPL_APIS = {
+    "python": ("rdd", "df"),
+    "scala": ("rdd", "df"),
+    "java": ("rdd",),
+    "torch": ("tensor",),
+    "torch-spark": ("df",),
+}
+TORCH_IMPLS = ("torch", "torch-spark")
 
 
 class GridError(ValueError):
@@ -46,9 +55,16 @@ class Device:
     def uses_gpu(self) -> bool:
         return self.task_gpu_amount is not None
 
-    def confs_for(self, cores: int) -> dict[str, str]:
+    def confs_for(self, cores: int, local: bool = False) -> dict[str, str]:
+        """The profile's confs for `cores` task slots sharing the GPU.
+
+        In local mode Spark schedules no GPU resources (asking for them hangs the application,
+        as spark-rapids' maintainers note), so the resource amounts are left out there.
+        """
         if self.task_gpu_amount is None:
             return dict(self.confs)
+        if local:
+            return {k: v for k, v in self.confs.items() if ".resource." not in k}
         amount = 1 / cores if self.task_gpu_amount == "1/cores" else float(self.task_gpu_amount)
         return self.confs | {"spark.task.resource.gpu.amount": f"{amount:.6g}"}
 
@@ -59,6 +75,7 @@ class Grid:
     description: str
     rounds: int
     experiments: dict[str, dict[str, list[object]]]  # experiment name -> its axes, narrowed
+    params: ALSParams  # the file's [params], with the grid's own `params` over them
 
 
 @dataclass(frozen=True)
@@ -98,9 +115,14 @@ def load(path: Path = GRID_FILE) -> Catalogue:
     except tomllib.TOMLDecodeError as error:
         raise GridError(f"{path}: {error}") from None
     known_params = {f.name for f in fields(ALSParams)}
-    unknown = set(raw.get("params", {})) - known_params
-    if unknown:
-        raise GridError(f"{path}: [params] has unknown keys {sorted(unknown)}")
+
+    def params_of(where: str, given: dict[str, object], base: ALSParams) -> ALSParams:
+        unknown = set(given) - known_params
+        if unknown:
+            raise GridError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+        return replace(base, **given)
+
+    base = params_of("[params]", raw.get("params", {}), ALSParams())
     experiments, descriptions = {}, {}
     for name, body in raw.get("experiments", {}).items():
         missing = [axis for axis in AXES if axis not in body]
@@ -123,8 +145,9 @@ def load(path: Path = GRID_FILE) -> Catalogue:
             if bad:
                 raise GridError(f"{path}: grid {name!r} narrows unknown axes {sorted(bad)}")
             chosen[exp] = experiments[exp] | {k: list(v) for k, v in narrowing.items()}
-        grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen)
-    return Catalogue(ALSParams(**raw.get("params", {})), experiments, descriptions, grids, devices)
+        own = params_of(f"grid {name!r} params", body.get("params", {}), base)
+        grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own)
+    return Catalogue(base, experiments, descriptions, grids, devices)
 
 
 def expand(
@@ -155,8 +178,10 @@ def expand(
         if selection.cores is not None:
             cores = [c for c in cores if c in selection.cores]
         for impl in values["impls"]:
+            if impl not in IMPL_APIS:
+                raise GridError(f"unknown implementation {impl!r}; known: {', '.join(IMPL_APIS)}")
             for api in values["apis"]:
-                if impl in JVM_RDD_ONLY and api != "rdd":
+                if api not in IMPL_APIS[impl]:
                     continue
                 for device in values["devices"]:
                     for n in cores:
@@ -167,7 +192,7 @@ def expand(
     return sorted(cases, key=_case_order)
 
 
-IMPL_ORDER = {"python": 0, "scala": 1, "java": 2}
+IMPL_ORDER = {impl: n for n, impl in enumerate(IMPL_APIS)}
 
 
 def _case_order(case: Case) -> tuple[object, ...]:

@@ -83,6 +83,7 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             "command": extra.get("command", ""),
             "spark": result["spark"]["version"],
             "master": extra.get("master") or result["spark"]["master"],
+            "gpu_phases": (extra.get("gpu_explain") or {}).get("phases") or {},
         }
     except (KeyError, TypeError, ZeroDivisionError) as error:
         raise ResultsFileError(path, f"case {name}: malformed result ({error!r} missing or wrong)") from None

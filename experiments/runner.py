@@ -5,16 +5,26 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.grid import Case, Device
+from experiments import rapids_explain
+from experiments.grid import TORCH_IMPLS, Case, Device
 from recommender import jvm
 from recommender.params import ALSParams
 from recommender.result import ResultLineError, parse_result_line
-from recommender.submit import LOOPBACK_MASTERS, PYTHON_ENTRY, Launch, als_arguments, spark_submit, submit_env
+from recommender.submit import (
+    LOOPBACK_MASTERS,
+    PYTHON_ENTRY,
+    TORCH_ENTRY,
+    Launch,
+    als_arguments,
+    spark_submit,
+    submit_env,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class CaseRun:
 
     result: dict[str, Any]
     wall_s: float
+    explain: list[str]  # spark-rapids' explain lines and the phase markers, from stderr
 
 
 class CaseFailed(RuntimeError):
@@ -50,8 +61,12 @@ def shuffle_partitions(cores: int) -> int:
 
 
 def launch_for(case: Case, target: Target, device: Device) -> Launch:
+    """Resources and confs of `case`. The PyTorch engines take no spark-rapids confs: on a GPU
+    they run their own solver there (`--device cuda`)."""
     confs = {"spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
     jars: tuple[str, ...] = ()
+    if case.impl in TORCH_IMPLS:
+        device = Device("cpu", "")
     if device.uses_gpu:
         if not target.rapids_jar:
             raise CaseFailed(f"{case.id}: the GPU device needs the spark-rapids jar (--rapids-jar)")
@@ -61,15 +76,22 @@ def launch_for(case: Case, target: Target, device: Device) -> Launch:
         cores=case.cores,
         driver_memory=target.driver_memory,
         executor_memory=target.executor_memory,
-        confs=confs | device.confs_for(case.cores),
+        confs=confs | device.confs_for(case.cores, local=target.master.startswith("local")),
         jars=jars,
     )
 
 
 def command(case: Case, csv: str, params: ALSParams, launch: Launch) -> list[str]:
-    """The spark-submit command of `case` (without a checkpoint directory)."""
+    """The command of `case` (without a checkpoint directory): spark-submit, except for the
+    single-node PyTorch engine, which is a plain Python process with `cores` threads."""
+    args = als_arguments(csv, case.api, params, case.data)
+    if case.impl in TORCH_IMPLS:
+        args += ["--device", "cuda" if case.device == "gpu" else "cpu"]
+        if case.impl == "torch":
+            return [sys.executable, str(TORCH_ENTRY), *args, "--threads", str(case.cores)]
+        return spark_submit(launch, [str(TORCH_ENTRY)], args)
     if case.impl == "python":
-        return spark_submit(launch, [str(PYTHON_ENTRY)], als_arguments(csv, case.api, params, case.data))
+        return spark_submit(launch, [str(PYTHON_ENTRY)], args)
     return jvm.submit_command(case.impl, csv, case.api, params, None, {}, case.data, launch=launch)
 
 
@@ -95,13 +117,16 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
         result = parse_result_line(proc.stdout)
     except ResultLineError as error:
         raise CaseFailed(f"{case.id}: {error}\n{proc.stdout[-2000:]}") from None
-    return CaseRun(result, wall)
+    return CaseRun(result, wall, rapids_explain.explain_lines(proc.stderr))
 
 
 def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch) -> dict[str, Any]:
     """What pytest-benchmark stores with the case: its result line, every round's, the command."""
     last = runs[-1].result
-    return {
+    explained = rapids_explain.parse(runs[-1].explain)
+    gpu = {"gpu_explain": {"phases": {k: v.as_dict() for k, v in explained.items()},
+                           "raw": runs[-1].explain}} if explained else {}
+    return gpu | {
         "case": {"impl": case.impl, "api": case.api, "device": case.device,
                  "cores": case.cores, "data": case.data},
         "result": last,

@@ -82,3 +82,23 @@ def phases(frame: pd.DataFrame) -> pd.DataFrame:
 def geometric_mean(values: pd.Series) -> float:
     values = values.dropna()
     return float(np.exp(np.log(values).mean())) if len(values) else math.nan
+
+
+def gpu_operators(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per GPU case and phase, the Spark operators spark-rapids ran on the GPU and those it did not.
+
+    Phases without a line (MLlib's ALS solver, RDD code) never became a SQL plan: they ran on
+    the CPU without the plugin seeing them.
+    """
+    rows = []
+    for _, case in _by_size(frame[frame.device == "gpu"]).iterrows():
+        for phase, report in case.gpu_phases.items():
+            rows.append({
+                "label": case.label, "impl": case.impl, "api": case.api, "data": case.data,
+                "cores": case.cores, "phase": phase,
+                "on GPU": ", ".join(sorted(report.get("on_gpu", {}))),
+                "on CPU (why)": "; ".join(f"{op} ({'; '.join(why) or 'no reason given'})"
+                                          for op, why in sorted(report.get("on_cpu", {}).items())),
+            })
+    return pd.DataFrame(rows, columns=["label", "impl", "api", "data", "cores", "phase", "on GPU",
+                                       "on CPU (why)"])

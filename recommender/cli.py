@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,10 +12,10 @@ from recommender.params import ALSParams
 from recommender.ratings_format import BadInputError
 
 
-def add_als_arguments(parser: argparse.ArgumentParser) -> None:
+def add_als_arguments(parser: argparse.ArgumentParser, apis: Sequence[str] = ("rdd", "df")) -> None:
     """The options every implementation shares (the Scala and Java programs take the same)."""
     defaults = ALSParams()
-    parser.add_argument("--api", choices=("rdd", "df"), default="df", help="Spark API (default df)")
+    parser.add_argument("--api", choices=apis, default=apis[-1], help=f"API (default {apis[-1]})")
     parser.add_argument("--rank", type=int, default=defaults.rank)
     parser.add_argument("--iterations", type=int, default=defaults.iterations)
     parser.add_argument("--reg", type=float, default=defaults.reg, help="regularization (lambda)")
@@ -50,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the recommender and print its result line")
     run.add_argument("--data", required=True, help="ml-100k, synthetic:ml-20m[:SEED], or a file")
-    run.add_argument("--impl", choices=("python", "scala", "java"), default="python",
-                     help="implementation (scala and java are built and spark-submitted)")
+    run.add_argument("--impl", choices=("python", "scala", "java", "torch", "torch-spark"),
+                     default="python", help="implementation (scala and java are built and "
+                     "spark-submitted; torch runs without Spark; torch-spark uses the df API)")
     add_als_arguments(run)
+    run.add_argument("--device", default="cpu", help="torch engines: cpu, cuda or cuda:N")
     run.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     run.add_argument("--driver-memory", default="4g")
     run.add_argument("--conf", action="append", default=[], help="extra Spark conf KEY=VALUE")
@@ -90,8 +93,15 @@ def _run(args: argparse.Namespace) -> int:
 
     params = params_from(args)
     prepared = prepare(args.data, args.data_dir, args.cache_dir)
-    if args.impl != "python":
+    if args.impl in ("scala", "java"):
         return _run_jvm(args, params, prepared.csv, prepared.name)
+    if args.impl == "torch":
+        from recommender import torch_engine
+
+        result = torch_engine.run(prepared.csv, params, args.device, args.skip_bad_rows, prepared.name)
+        print(summary(result))
+        print(result.to_line(), flush=True)
+        return 0
     config = spark_session.SessionConfig(
         master=args.master,
         driver_memory=args.driver_memory,
@@ -100,7 +110,14 @@ def _run(args: argparse.Namespace) -> int:
     )
     spark = spark_session.start(config)
     try:
-        result = run_job(spark, prepared.csv, args.api, params, prepared.name, args.skip_bad_rows)
+        if args.impl == "torch-spark":
+            from recommender import torch_spark
+
+            engine = functools.partial(torch_spark.run, device=args.device)
+            result = run_job(spark, prepared.csv, "df", params, prepared.name, args.skip_bad_rows,
+                             engine=engine, impl="torch-spark")
+        else:
+            result = run_job(spark, prepared.csv, args.api, params, prepared.name, args.skip_bad_rows)
     finally:
         spark.stop()
     print(summary(result))

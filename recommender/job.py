@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 
@@ -10,10 +11,11 @@ from pyspark.sql import SparkSession
 from recommender import als_df, als_rdd
 from recommender.loading import local_size
 from recommender.params import ALSParams
-from recommender.result import RunResult, SparkInfo
+from recommender.result import Counts, Metrics, RunResult, SparkInfo
 from recommender.timing import PhaseTimer
 
-APIS = {"rdd": als_rdd.run, "df": als_df.run}
+Engine = Callable[[SparkSession, str, ALSParams, bool, PhaseTimer], tuple[Counts, Metrics, list[str]]]
+APIS: dict[str, Engine] = {"rdd": als_rdd.run, "df": als_df.run}
 
 
 def run_job(
@@ -23,17 +25,19 @@ def run_job(
     params: ALSParams,
     data_name: str | None = None,
     skip_bad_rows: bool = False,
+    engine: Engine | None = None,
+    impl: str = "python",
 ) -> RunResult:
-    """Run the `api` recommender on the study-format ratings file at `path`."""
-    if api not in APIS:
+    """Run the `api` recommender (or `engine`, for another implementation) on `path`."""
+    if engine is None and api not in APIS:
         raise ValueError(f"unknown API {api!r}; choose from {sorted(APIS)}")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     timer = PhaseTimer()
-    counts, metrics, examples = APIS[api](spark, path, params, skip_bad_rows, timer)
+    counts, metrics, examples = (engine or APIS[api])(spark, path, params, skip_bad_rows, timer)
     sc = spark.sparkContext
     resolved = asdict(params) | {"blocks": params.blocks or sc.defaultParallelism}
     return RunResult(
-        impl="python",
+        impl=impl,
         api=api,
         data=data_name or path,
         input=path,

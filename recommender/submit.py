@@ -12,6 +12,7 @@ from recommender.params import ALSParams
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_ENTRY = ROOT / "recommender" / "entry.py"
+TORCH_ENTRY = ROOT / "recommender" / "torch_entry.py"
 LOOPBACK_MASTERS = ("local", "spark://127.0.0.1:", "spark://localhost:")
 
 

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from experiments import environment, runner
-from experiments.grid import Case
+from experiments.grid import TORCH_IMPLS, Case
 from experiments.pytest_plugin import GridSession
 from recommender import jvm
 from recommender.sources import prepare
@@ -28,15 +28,19 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
               request: pytest.FixtureRequest) -> None:
     case = Case(data, device, impl, api, cores)
     profile = grid_session.catalogue.devices[device]
-    if profile.uses_gpu and not grid_target.rapids_jar:
+    if impl in TORCH_IMPLS:
+        torch = pytest.importorskip("torch", reason="PyTorch engines need torch: pip install -r requirements-torch.txt")
+        if profile.uses_gpu and not torch.cuda.is_available():
+            pytest.skip("GPU case: torch sees no CUDA device on this machine")
+    elif profile.uses_gpu and not grid_target.rapids_jar:
         pytest.skip("GPU case: no spark-rapids jar given (--rapids-jar or SPARK_RAPIDS_JAR)")
-    if profile.uses_gpu and not environment.gpus():
+    elif profile.uses_gpu and not environment.gpus():
         pytest.skip("GPU case: nvidia-smi sees no GPU on this machine")
     if case.impl != "python":
         request.getfixturevalue("jar")
     prepared = prepare(case.data)
     launch = runner.launch_for(case, grid_target, profile)
-    cmd = runner.command(case, prepared.csv, grid_session.catalogue.params, launch)
+    cmd = runner.command(case, prepared.csv, grid_session.grid.params, launch)
     runs: list[runner.CaseRun] = []
 
     benchmark.group = f"{case.data} {case.device}"
@@ -46,9 +50,13 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
 
     result = runs[0].result
     assert (result["impl"], result["api"], result["data"]) == (case.impl, case.api, case.data)
-    # local[N] runs N tasks at once; a cluster's default parallelism is max(its cores, 2).
-    local = result["spark"]["master"].startswith("local")
-    assert result["spark"]["default_parallelism"] == (cores if local else max(cores, 2))
+    # local[N] runs N tasks at once; a cluster's default parallelism is max(its cores, 2);
+    # single-node torch runs `cores` threads on the CPU.
+    master = result["spark"]["master"]
+    if master.startswith("local") or master == "torch:cpu":
+        assert result["spark"]["default_parallelism"] == cores
+    elif master.startswith("spark://"):
+        assert result["spark"]["default_parallelism"] == max(cores, 2)
     if prepared.ratings is not None:
         assert result["counts"]["ratings"] == prepared.ratings
     mse = [r.result["metrics"]["train_mse"] for r in runs]

@@ -31,11 +31,20 @@ def result_line(case: Case, seconds: float, mse: float = 0.6) -> dict:
     return asdict(run)
 
 
+EXPLAIN = [  # spark-rapids' documented explain format (see tests/unit/test_rapids_explain.py)
+    "ALS_PHASE load begin",
+    "*Exec <FileSourceScanExec> will run on GPU",
+    "ALS_PHASE predict begin",
+    "!Exec <ProjectExec> cannot run on GPU because not all expressions can be replaced",
+]
+
+
 def write_results(path: Path, times: dict[Case, list[float]], label: str | None = "box") -> Path:
     """A pytest-benchmark file with the grid's extra_info, as the grid test writes it."""
     benchmarks = []
     for case, rounds in times.items():
-        runs = [runner.CaseRun(result_line(case, t), t) for t in rounds]
+        explain = EXPLAIN if case.device == "gpu" else []
+        runs = [runner.CaseRun(result_line(case, t), t, explain) for t in rounds]
         launch = Launch(master="local", cores=case.cores, confs={"spark.sql.shuffle.partitions": "4"})
         mean = sum(rounds) / len(rounds)
         benchmarks.append({
@@ -57,6 +66,7 @@ SWEEP = {
     Case("ml-100k", "cpu", "scala", "rdd", 2): [30.0],
     Case("ml-100k", "cpu", "python", "df", 2): [20.0],
     Case("ml-1m", "cpu", "python", "df", 2): [40.0],
+    Case("ml-1m", "gpu", "python", "df", 2): [32.0],
 }
 
 
@@ -71,7 +81,11 @@ def test_study_tables_speedup_and_ratios(tmp_path: Path) -> None:
     assert sorted(language["python/scala"]) == pytest.approx([2.0, 101.0 / 50.0])
     api = tables.ratio(frame, "api", "rdd", "df")
     assert list(api["rdd/df"]) == [3.0]
-    assert tables.ratio(frame, "device", "cpu", "gpu").empty
+    assert list(tables.ratio(frame, "device", "cpu", "gpu")["cpu/gpu"]) == [1.25]
+    gpu = tables.gpu_operators(frame)
+    assert list(gpu.phase) == ["load", "predict"]
+    assert list(gpu["on GPU"]) == ["FileSourceScanExec", ""]
+    assert list(gpu["on CPU (why)"]) == ["", "ProjectExec (not all expressions can be replaced)"]
     throughput = tables.throughput(frame)
     big = throughput[throughput.data == "ml-1m"].iloc[0]
     assert big["ratings/s"] == pytest.approx(100_000 / 40.0) and big["MB/s"] == pytest.approx(2 / 40.0)
@@ -100,7 +114,8 @@ def test_report_and_plots_are_written(tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     assert "### python · cpu · box" in text and "Scala over Python 2.01×" in text
     assert "speedup vs 1 core" in text and "`spark-submit x`" in text
-    assert "DataFrame over RDD 3.00×" in text and "no GPU cases" in text
+    assert "DataFrame over RDD 3.00×" in text and "GPU over CPU 1.25×" in text
+    assert "ProjectExec (not all expressions can be replaced)" in text
     for name in ("runtime_vs_cores", "speedup_vs_cores", "throughput_vs_size", "phases"):
         png = out / f"{name}.png"
         with Image.open(png) as image:

@@ -24,7 +24,8 @@ def test_every_grid_in_the_file_expands(catalogue: grid.Catalogue) -> None:
         cases = grid.expand(catalogue, chosen, max_cores=8)
         assert cases, name
         assert len(set(cases)) == len(cases), f"{name} repeats a case"
-        assert all(c.api == "rdd" for c in cases if c.impl == "java"), "Java has the RDD API only"
+        assert all(c.api in grid.IMPL_APIS[c.impl] for c in cases), "an implementation's own APIs only"
+        assert chosen.params.rank == (10 if name == "engines" else 8)
 
 
 def test_the_study_grid_is_the_papers_sweeps(catalogue: grid.Catalogue) -> None:
@@ -47,7 +48,10 @@ def test_the_local_grid_stays_small(catalogue: grid.Catalogue) -> None:
     cases = grid.expand(catalogue, catalogue.grid("local"), max_cores=2)
     assert {c.device for c in cases} == {"cpu"}
     assert {c.data for c in cases} == {"ml-100k", "ml-1m"}
-    assert len(cases) == 15  # 5 implementation/API pairs: 1M on 1 and 2 cores, 100k on 2
+    # 5 MLlib implementation/API pairs: 1M on 1 and 2 cores, 100k on 2; both PyTorch engines on both
+    assert len(cases) == 5 * 3 + 2 * 2
+    assert {(c.impl, c.api) for c in cases if c.impl.startswith("torch")} == {
+        ("torch", "tensor"), ("torch-spark", "df")}
 
 
 def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
@@ -80,12 +84,16 @@ def test_gpu_cases_share_one_gpu_between_the_cores(catalogue: grid.Catalogue) ->
     assert gpu.confs_for(4)["spark.task.resource.gpu.amount"] == "0.25"
     assert gpu.confs_for(1)["spark.task.resource.gpu.amount"] == "1"
     assert gpu.confs_for(2)["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
+    assert gpu.confs_for(2)["spark.rapids.sql.explain"] == "ALL"
     assert "spark.task.resource.gpu.amount" not in catalogue.devices["cpu"].confs_for(4)
+    local = gpu.confs_for(2, local=True)  # local mode schedules no GPU resources: asking hangs
+    assert not [k for k in local if ".resource." in k] and local["spark.plugins"]
     case = Case("ml-100k", "gpu", "python", "df", 2)
     with pytest.raises(runner.CaseFailed, match="spark-rapids jar"):
         runner.launch_for(case, runner.Target(), gpu)
-    launch = runner.launch_for(case, runner.Target(rapids_jar="/x/rapids.jar"), gpu)
-    assert "/x/rapids.jar" in spark_submit(launch, ["app.py"], [])
+    launch = runner.launch_for(case, runner.Target(master="yarn", rapids_jar="/x/rapids.jar"), gpu)
+    cmd = spark_submit(launch, ["app.py"], [])
+    assert "/x/rapids.jar" in cmd and "spark.task.resource.gpu.amount=0.5" in cmd
 
 
 @pytest.mark.parametrize(

@@ -48,11 +48,13 @@ public final class RecommenderJava {
     }
 
     private static <T> T timed(Timer timer, String phase, java.util.function.Supplier<T> body) {
+        System.err.println("ALS_PHASE " + phase + " begin");
         long start = System.nanoTime();
         try {
             return body.get();
         } finally {
             timer.record(phase, (System.nanoTime() - start) / 1e9);
+            System.err.println("ALS_PHASE " + phase + " end");
         }
     }
 

@@ -83,9 +83,14 @@ class Timer {
 
   def record(name: String, elapsed: Double): Unit = seconds(name) = seconds.getOrElse(name, 0.0) + elapsed
 
+  /** Times `body`; the stderr markers let a log (spark-rapids' explain output) be split by phase. */
   def phase[T](name: String)(body: => T): T = {
+    System.err.println(s"ALS_PHASE $name begin")
     val start = System.nanoTime()
-    try body finally record(name, (System.nanoTime() - start) / 1e9)
+    try body finally {
+      record(name, (System.nanoTime() - start) / 1e9)
+      System.err.println(s"ALS_PHASE $name end")
+    }
   }
 }
 
