@@ -13,7 +13,7 @@ from recommender.sources import default_data_dir
 
 ROOT = Path(__file__).resolve().parent
 
-pytest_plugins = ["experiments.pytest_plugin"]
+pytest_plugins = ["experiments.pytest_plugin", "emr.pytest_plugin"]
 
 
 def java_major() -> int | None:

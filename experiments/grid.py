@@ -41,6 +41,16 @@ class Case:
     def id(self) -> str:
         return f"{self.impl}-{self.api}-{self.device}-{self.cores}c-{self.data}"
 
+    @classmethod
+    def parse(cls, case_id: str) -> Case:
+        """The case whose `id` is `case_id`."""
+        for impl in sorted(IMPL_APIS, key=len, reverse=True):
+            if case_id.startswith(f"{impl}-"):
+                api, device, cores, data = case_id[len(impl) + 1 :].split("-", 3)
+                if cores.endswith("c") and cores[:-1].isdigit():
+                    return cls(data, device, impl, api, int(cores[:-1]))
+        raise GridError(f"{case_id!r} is not a case id (IMPL-API-DEVICE-Nc-DATA)")
+
 
 @dataclass(frozen=True)
 class Device:

@@ -120,7 +120,8 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
     return CaseRun(result, wall, rapids_explain.explain_lines(proc.stderr))
 
 
-def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch) -> dict[str, Any]:
+def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch,
+               **more: Any) -> dict[str, Any]:
     """What pytest-benchmark stores with the case: its result line, every round's, the command."""
     last = runs[-1].result
     explained = rapids_explain.parse(runs[-1].explain)
@@ -138,4 +139,4 @@ def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch) 
         "master": launch.master_url(),
         "versions": {"spark": last["spark"]["version"]},
         "input_bytes": last["input_bytes"],
-    }
+    } | more

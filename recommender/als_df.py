@@ -7,7 +7,7 @@ the JVM, which is where the DataFrame API wins over the study's Python join.
 from __future__ import annotations
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.loading import load_df
@@ -23,7 +23,15 @@ def _predict(model: ALSModel, ratings: DataFrame) -> tuple[DataFrame, int]:
     return predictions, predictions.count()
 
 
-def _errors(predictions: DataFrame) -> tuple[float, float, int]:
+def split(ratings: DataFrame, params: ALSParams) -> tuple[DataFrame, DataFrame | None, Column]:
+    """(training ratings, holdout ratings or None, the holdout condition): the shared hash split."""
+    held = F.expr(holdout_sql(USER, ITEM, params.seed)) < threshold(params.holdout)
+    if not params.holdout:
+        return ratings, None, held
+    return ratings.filter(~held), ratings.filter(held), held
+
+
+def errors(predictions: DataFrame) -> tuple[float, float, int]:
     """(sum of squared errors, sum of absolute errors, rows) of a predictions DataFrame."""
     error = F.col(RATING).cast("double") - F.col("prediction").cast("double")
     row = predictions.agg(
@@ -41,10 +49,8 @@ def run(
     with timer.phase("load"):
         ratings, loaded = load_df(spark, path, skip_bad_rows)
 
-    cut = threshold(params.holdout)
-    held = F.expr(holdout_sql(USER, ITEM, params.seed)) < cut
-    train = ratings.filter(~held) if cut else ratings
-    holdout = ratings.filter(held) if cut else None
+    train, holdout, held = split(ratings, params)
+    cut = holdout is not None
 
     als = ALS(
         rank=params.rank,
@@ -65,10 +71,10 @@ def run(
         train_pred, n_train_pred = _predict(model, train)
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
-        sq, _, n = _errors(train_pred)
+        sq, _, n = errors(train_pred)
         metrics = Metrics(train_mse=sq / n)
         if held_pred is not None:
-            hsq, habs, hn = _errors(held_pred)
+            hsq, habs, hn = errors(held_pred)
             metrics.holdout_rmse = (hsq / hn) ** 0.5 if hn else None
             metrics.holdout_mae = habs / hn if hn else None
 

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the packa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.cli import add_als_arguments, params_from  # noqa: E402
-from recommender.ratings_format import BadInputError  # noqa: E402
+from recommender.result import RunResult  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,24 +26,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from recommender import spark_session
-    from recommender.job import run_job, summary
+    from recommender.job import print_result, run_job
 
-    try:
+    def compute() -> RunResult:
         params = params_from(args)
         config = spark_session.SessionConfig(
             master=None, driver_memory=None, checkpoint_dir=args.checkpoint_dir
         )
         spark = spark_session.start(config)
         try:
-            result = run_job(spark, args.ratings, args.api, params, args.data, args.skip_bad_rows)
+            return run_job(spark, args.ratings, args.api, params, args.data, args.skip_bad_rows)
         finally:
             spark.stop()
-    except (BadInputError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary(result))
-    print(result.to_line(), flush=True)
-    return 0
+
+    return print_result(compute)
 
 
 if __name__ == "__main__":

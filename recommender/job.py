@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from pyspark.sql import SparkSession
 from recommender import als_df, als_rdd
 from recommender.loading import local_size
 from recommender.params import ALSParams
+from recommender.ratings_format import BadInputError
 from recommender.result import Counts, Metrics, RunResult, SparkInfo
 from recommender.timing import PhaseTimer
 
@@ -32,7 +34,7 @@ def run_job(
     if engine is None and api not in APIS:
         raise ValueError(f"unknown API {api!r}; choose from {sorted(APIS)}")
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    timer = PhaseTimer()
+    timer = PhaseTimer(emit=spark.sparkContext._jvm.System.err.println)  # type: ignore[union-attr]
     counts, metrics, examples = (engine or APIS[api])(spark, path, params, skip_bad_rows, timer)
     sc = spark.sparkContext
     resolved = asdict(params) | {"blocks": params.blocks or sc.defaultParallelism}
@@ -75,3 +77,15 @@ def summary(result: RunResult) -> str:
         lines.append(f"  skipped {c.skipped_rows:,} bad lines, e.g. {result.skipped_examples[0]}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in p.items()))
     return "\n".join(lines)
+
+
+def print_result(compute: Callable[[], RunResult]) -> int:
+    """Run `compute` and print its summary and result line: exit 0, or 2 with `error: ...` for bad input."""
+    try:
+        result = compute()
+    except (BadInputError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    print(result.to_line(), flush=True)
+    return 0

@@ -77,8 +77,7 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
             source,
             sep=sep,
             header=0 if fmt.header else None,
-            names=names,
-            usecols=[USER, ITEM, RATING, "overflow"],
+            names=names,  # no usecols: with it pandas 2.3 rejects every line that lacks the overflow
             dtype={USER: np.int64, ITEM: np.int64, RATING: np.float64, "overflow": object},
             skip_blank_lines=False,
             engine="c",
@@ -87,7 +86,7 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
         return None
     if frame["overflow"].notna().any():
         return None
-    frame = frame.drop(columns="overflow")
+    frame = frame[[USER, ITEM, RATING]]
     ids = frame[[USER, ITEM]].to_numpy()
     if len(frame) == 0 or (ids < 0).any() or (ids > INT32_MAX).any():
         return None

@@ -61,13 +61,17 @@ def resource_args(launch: Launch) -> list[str]:
     return args
 
 
-def spark_submit(launch: Launch, app: Sequence[str], app_args: Sequence[str]) -> list[str]:
-    """`spark-submit [resources] [confs] [jars] APP APP_ARGS` for `launch`."""
+def spark_submit(launch: Launch, app: Sequence[str], app_args: Sequence[str],
+                 executable: str | None = None) -> list[str]:
+    """`spark-submit [resources] [confs] [jars] APP APP_ARGS` for `launch`.
+
+    `executable` names another spark-submit (a cluster node's own); default: this Spark's.
+    """
     confs = dict(launch.confs)
     if (launch.master_url() or "").startswith(LOOPBACK_MASTERS):
         # A laptop or a sandbox: keep the driver on the loopback and the UI off.
         confs = {"spark.driver.host": "127.0.0.1", "spark.ui.enabled": "false"} | confs
-    cmd = [str(spark_bin() / "spark-submit"), *resource_args(launch)]
+    cmd = [executable or str(spark_bin() / "spark-submit"), *resource_args(launch)]
     for key, value in confs.items():
         cmd += ["--conf", f"{key}={value}"]
     if launch.jars:

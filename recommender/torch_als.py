@@ -50,18 +50,25 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
     return Side(indicator, weighted, counts.to(ratings.dtype))
 
 
+def _packing(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The upper triangle's (row, col) indices, and for each of the k*k entries its packed slot."""
+    upper = torch.triu_indices(k, k, device=device)
+    slot = torch.empty(k, k, dtype=torch.int64, device=device)
+    slot[upper[0], upper[1]] = torch.arange(upper.shape[1], device=device)
+    slot[upper[1], upper[0]] = slot[upper[0], upper[1]]
+    return upper, slot.flatten()
+
+
 def solve_side(side: Side, fixed: torch.Tensor, reg: float) -> torch.Tensor:
     """Every row's least-squares factor against the `fixed` factors of the other side.
 
     A row without ratings gets a zero factor (its system is the identity), never a NaN.
     """
     k = fixed.shape[1]
-    upper = torch.triu_indices(k, k, device=fixed.device)
+    upper, unpack = _packing(k, fixed.device)
     pairs = fixed[:, upper[0]] * fixed[:, upper[1]]  # cols x k(k+1)/2: each y y^T, packed
     packed = side.indicator @ pairs  # rows x k(k+1)/2: each row's Gram matrix, packed
-    gram = torch.zeros(side.rows, k, k, dtype=fixed.dtype, device=fixed.device)
-    gram[:, upper[0], upper[1]] = packed
-    gram[:, upper[1], upper[0]] = packed
+    gram = packed[:, unpack].view(side.rows, k, k)  # unpacked symmetric, in one gather
     ridge = reg * side.counts + (side.counts == 0).to(fixed.dtype)
     gram.diagonal(dim1=1, dim2=2).add_(ridge[:, None])
     rhs = side.weighted @ fixed  # rows x k

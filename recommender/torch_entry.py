@@ -16,7 +16,6 @@ if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.cli import add_als_arguments, params_from  # noqa: E402
-from recommender.ratings_format import BadInputError  # noqa: E402
 from recommender.result import RunResult  # noqa: E402
 
 IMPLS = {"tensor": "torch", "df": "torch-spark"}  # the API each PyTorch implementation uses
@@ -56,16 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from recommender.job import summary
+    from recommender.job import print_result
 
-    try:
-        result = run(args)
-    except (BadInputError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary(result))
-    print(result.to_line(), flush=True)
-    return 0
+    return print_result(functools.partial(run, args))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,29 @@
 """`impl torch-spark`: the `torch_als` solver, distributed by Spark.
 
-The training ratings are partitioned by user and by item and cached. Each half-iteration
-broadcasts the fixed side's factors, every partition solves its own rows on its executor's device
-(`mapInPandas`), and the driver collects the new factors to broadcast them back. Spark does the
+The training ratings are partitioned by user and by item (Arrow through `mapInPandas`), indexed
+and sorted once, and cached as numpy blocks. Each half-iteration broadcasts the fixed side's factors, every partition solves
+its own rows on its executor's device, and the driver collects the new factors to broadcast them
+back. Spark does the
 distribution; this module adds only the per-partition solve.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import RDD, Broadcast
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from recommender.als_df import _errors
+from recommender.als_df import errors, split
 from recommender.loading import load_df
 from recommender.params import ALSParams
 from recommender.ratings_io import ITEM, RATING, USER
 from recommender.result import Counts, Metrics
-from recommender.split import holdout_sql, threshold
 from recommender.timing import PhaseTimer
 
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a partition arrives in few large pieces
@@ -64,43 +67,94 @@ def _index(frame: DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, spark: 
     return frame.mapInPandas(add, "u int, i int, r float")
 
 
-def _solve(frame: DataFrame, key: str, other: str, fixed: np.ndarray, n_rows: int,
-           reg: float, device: str, spark: SparkSession) -> np.ndarray:
-    """One half-iteration: the factors of every `key` row against the broadcast `fixed` ones."""
-    rank = fixed.shape[1]
-    shared = spark.sparkContext.broadcast(fixed)
-    columns = [f"f{j}" for j in range(rank)]
+@dataclass(frozen=True)
+class Block:
+    """The ratings of one partition, sorted by row, ready for `torch_als.make_side`."""
 
-    def solve(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    ids: np.ndarray  # the partition's rows (compact indices of the solved side), ascending
+    rows: np.ndarray  # int32, each rating's position in `ids`, ascending
+    cols: np.ndarray  # int32, the other side's compact indices
+    ratings: np.ndarray  # float32
+
+    @classmethod
+    def build(cls, keys: np.ndarray, cols: np.ndarray, ratings: np.ndarray) -> Block:
+        from recommender.torch_engine import compact
+
+        order = np.argsort(keys, kind="stable")
+        ids, rows = compact(keys[order].astype(np.int64))
+        return cls(ids, rows, cols[order], ratings[order])
+
+
+def _blocks(train: DataFrame, key: str, other: str, ids: Broadcast, blocks: int) -> RDD[Block]:
+    """The ratings partitioned by the `key` column, indexed, sorted and cached as numpy blocks.
+
+    Arrow carries each partition into Python once; every half-iteration then reuses the cached
+    arrays instead of converting, sorting and indexing rows again. `ids` holds the sorted
+    distinct ids of (`key`, `other`).
+    """
+
+    def pack(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from recommender.torch_engine import lookup
+
+        key_ids, other_ids = ids.value
+        for batch in batches:
+            arrays = (lookup(key_ids, batch[key].to_numpy(np.int64)).astype(np.int32),
+                      lookup(other_ids, batch[other].to_numpy(np.int64)).astype(np.int32),
+                      batch[RATING].to_numpy(np.float32))
+            yield pd.DataFrame({"block": [pickle.dumps(arrays, protocol=5)]})
+
+    def combine(rows: Iterator[Row]) -> Iterator[Block]:
+        parts = [pickle.loads(row.block) for row in rows]
+        if parts:
+            yield Block.build(*(np.concatenate([p[n] for p in parts]) for n in range(3)))
+
+    packed = train.repartition(blocks, key).mapInPandas(pack, "block binary")
+    return packed.rdd.mapPartitions(combine, preservesPartitioning=True).cache()
+
+
+def _solve(blocks: RDD[Block], fixed: np.ndarray, n_rows: int, reg: float, device: str,
+           spark: SparkSession) -> np.ndarray:
+    """One half-iteration: every block's rows solved against the broadcast `fixed` factors."""
+    shared = spark.sparkContext.broadcast(fixed)
+
+    def solve(block: Block) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         from recommender import torch_als
-        from recommender.torch_engine import compact
 
-        parts = list(batches)
-        if not parts or not sum(len(p) for p in parts):
-            return
-        part = pd.concat(parts, ignore_index=True)
         _set_threads()
         where = torch.device(_task_device(device))
-        rows, local = compact(part[key].to_numpy(np.int64))
-        side = torch_als.make_side(
-            torch.from_numpy(local).to(where),
-            torch.from_numpy(part[other].to_numpy(np.int32)).to(where),
-            torch.from_numpy(part["r"].to_numpy(np.float32)).to(where),
-            len(rows), len(shared.value),
-        )
-        solved = torch_als.solve_side(side, torch.from_numpy(shared.value).to(where), reg).cpu().numpy()
-        out = pd.DataFrame(solved, columns=columns)
-        out.insert(0, "row", rows.astype(np.int32))
-        yield out
+        side = torch_als.make_side(torch.from_numpy(block.rows).to(where), torch.from_numpy(block.cols).to(where),
+                                   torch.from_numpy(block.ratings).to(where), len(block.ids), len(shared.value))
+        solved = torch_als.solve_side(side, torch.from_numpy(shared.value).to(where), reg)
+        return block.ids, solved.cpu().numpy()
 
-    schema = "row int, " + ", ".join(f"{c} float" for c in columns)
-    result = frame.mapInPandas(solve, schema).toPandas()
+    factors = np.zeros((n_rows, fixed.shape[1]), dtype=np.float32)
+    for ids, solved in blocks.map(solve).collect():
+        factors[ids] = solved
     shared.unpersist()
-    factors = np.zeros((n_rows, rank), dtype=np.float32)
-    factors[result["row"].to_numpy()] = result[columns].to_numpy(np.float32)
     return factors
+
+
+def _predict_blocks(by_user: RDD[Block], users: np.ndarray, items: np.ndarray,
+                    spark: SparkSession) -> RDD[tuple[np.ndarray, np.ndarray]]:
+    """(ratings, predictions) of every training rating, block by block."""
+    factors = spark.sparkContext.broadcast((users, items))
+
+    def predict(block: Block) -> tuple[np.ndarray, np.ndarray]:
+        u_f, i_f = factors.value
+        return block.ratings, (u_f[block.ids[block.rows]] * i_f[block.cols]).sum(axis=1)
+
+    return by_user.map(predict)
+
+
+def _block_errors(predictions: RDD[tuple[np.ndarray, np.ndarray]]) -> tuple[float, int]:
+    """(sum of squared errors, count) over every block, in double precision."""
+    def block(pair: tuple[np.ndarray, np.ndarray]) -> tuple[float, int]:
+        diff = pair[1].astype(np.float64) - pair[0]
+        return float(diff @ diff), len(diff)
+
+    return predictions.map(block).reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]))
 
 
 def _predict(frame: DataFrame, users: np.ndarray, items: np.ndarray, spark: SparkSession) -> DataFrame:
@@ -127,45 +181,42 @@ def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, 
     blocks = params.blocks or spark.sparkContext.defaultParallelism
     with timer.phase("load"):
         ratings, loaded = load_df(spark, path, skip_bad_rows)
-    cut = threshold(params.holdout)
-    held = F.expr(holdout_sql(USER, ITEM, params.seed)) < cut
-    train = ratings.filter(~held) if cut else ratings
+    train, holdout, _ = split(ratings, params)
 
     with timer.phase("fit"):
         user_ids = np.sort(train.select(USER).distinct().toPandas()[USER].to_numpy(np.int64))
         item_ids = np.sort(train.select(ITEM).distinct().toPandas()[ITEM].to_numpy(np.int64))
-        indexed = _index(train, user_ids, item_ids, spark)
-        by_user = indexed.repartition(blocks, "u").cache()
-        by_item = indexed.repartition(blocks, "i").cache()
+        sc = spark.sparkContext
+        by_user = _blocks(train, USER, ITEM, sc.broadcast((user_ids, item_ids)), blocks)
+        by_item = _blocks(train, ITEM, USER, sc.broadcast((item_ids, user_ids)), blocks)
         by_user.count(), by_item.count()
         users = torch_als.initial_factors(len(user_ids), params.rank, params.seed, "cpu").numpy()
         for _ in range(params.iterations):
-            items = _solve(by_item, "i", "u", users, len(item_ids), params.reg, device, spark)
-            users = _solve(by_user, "u", "i", items, len(user_ids), params.reg, device, spark)
+            items = _solve(by_item, users, len(item_ids), params.reg, device, spark)
+            users = _solve(by_user, items, len(user_ids), params.reg, device, spark)
 
     with timer.phase("predict"):
-        train_pred = _predict(by_user, users, items, spark).cache()
-        n_train = train_pred.count()
+        train_pred = _predict_blocks(by_user, users, items, spark).cache()
+        n_train = train_pred.map(lambda pair: len(pair[0])).sum()
         held_pred, n_held = None, 0
-        if cut:
-            held_pred = _predict(_index(ratings.filter(held), user_ids, item_ids, spark), users,
-                                 items, spark).cache()
+        if holdout is not None:
+            held_pred = _predict(_index(holdout, user_ids, item_ids, spark), users, items, spark).cache()
             n_held = held_pred.count()
     with timer.phase("evaluate"):
-        sq, _, n = _errors(train_pred)
+        sq, n = _block_errors(train_pred)
         metrics = Metrics(train_mse=sq / n)
         if held_pred is not None and n_held:
-            hsq, habs, hn = _errors(held_pred)
+            hsq, habs, hn = errors(held_pred)
             metrics.holdout_rmse, metrics.holdout_mae = (hsq / hn) ** 0.5, habs / hn
 
     sizes = ratings.agg(F.countDistinct(USER).alias("users"), F.countDistinct(ITEM).alias("items")).first()
     assert sizes is not None
-    n_holdout = ratings.filter(held).count() if cut else 0
+    n_holdout = holdout.count() if holdout is not None else 0
     counts = Counts(
         ratings=loaded.ratings, skipped_rows=loaded.skipped, users=sizes["users"],
         items=sizes["items"], train=loaded.ratings - n_holdout, holdout=n_holdout,
         train_predictions=n_train, holdout_predictions=n_held,
     )
-    for frame in (by_user, by_item, train_pred):
-        frame.unpersist()
+    for cached in (by_user, by_item, train_pred):
+        cached.unpersist()
     return counts, metrics, loaded.examples

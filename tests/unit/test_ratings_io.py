@@ -132,3 +132,19 @@ def test_only_bad_lines_with_skipping_is_still_an_error(tmp_path: Path) -> None:
     path.write_text("a,b,c\nd,e,f\n")
     with pytest.raises(BadInputError, match=r"no valid ratings \(2 bad lines in all\)"):
         read_ratings(path, skip_bad_rows=True)
+
+
+@pytest.mark.parametrize("fmt", [STUDY_CSV, ML_100K_TSV, ML_DAT])
+def test_valid_files_take_the_fast_reader(tmp_path: Path, fmt: RatingsFormat) -> None:
+    """The line-by-line reader is for explaining bad input; a valid file must never need it
+    (it is about eight times slower: 70 s against 9 s on 20M ratings)."""
+    from recommender import ratings_io
+
+    extra = [fmt.sep + "881250949"] * (fmt.fields - 3)
+    lines = [fmt.sep.join(["196", "242", "3"]) + "".join(extra), fmt.sep.join(["7", "1", "4.5"]) + "".join(extra)]
+    path = tmp_path / "r.txt"
+    path.write_text(("userId,movieId,rating\n" if fmt.header else "") + "\n".join(lines) + "\n")
+    frame = ratings_io._read_fast(path, fmt)
+    assert frame is not None and list(frame[ratings_io.USER]) == [196, 7]
+    path.write_text("196" + fmt.sep + "x" + fmt.sep + "3\n")
+    assert ratings_io._read_fast(path, fmt) is None

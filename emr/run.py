@@ -1,0 +1,214 @@
+"""The grid on EMR, end to end: estimate, upload, launch (or reuse), steps, wait, collect, terminate.
+
+The results file is pytest-benchmark JSON like the local grid's, but each round's time is the
+step's own start and end time on the cluster, not this machine's polling.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest_benchmark
+from pytest_benchmark.stats import Stats
+from tqdm import tqdm
+
+from emr import cost, launcher, steps
+from emr.launcher import Aws, EmrError, StepRun, Storage
+from emr.spec import ClusterOptions
+from experiments import rapids_explain, runner
+from experiments import grid as grid_module
+from experiments.grid import Case, Device, Selection
+from recommender.params import ALSParams
+from recommender.submit import Launch
+from recommender.result import ResultLineError, parse_result_line
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """What to run: cases, rounds, ALS parameters, the device profile, and the local data files."""
+
+    cases: list[Case]
+    rounds: int
+    params: ALSParams
+    device: Device
+    datasets: dict[str, str]  # data set name -> local ratings CSV
+    ratings: dict[str, int]  # data set name -> ratings, for the estimate
+
+
+def plan_estimate(options: ClusterOptions, plan: GridPlan, prices: Path = cost.PRICES) -> cost.Estimate:
+    hours = sum(cost.case_hours(c.impl, c.api, plan.ratings.get(c.data, 0), c.cores) for c in plan.cases)
+    return cost.estimate(options, hours * plan.rounds, prices)
+
+
+def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan, out: Path,
+             cluster_id: str | None = None, keep: bool = False, interval_s: float = 30.0,
+             prices: Path = cost.PRICES) -> Path:
+    """Run `plan` on a new cluster (or `cluster_id`) and write `out`. A cluster this call started
+    is terminated on every way out (failure, Ctrl-C) unless `keep`; the finished cases' results
+    are written even when others failed."""
+    estimate = plan_estimate(options, plan, prices)
+    print(estimate.line(), flush=True)
+    aws.check_bucket(storage.bucket)
+    data_uris = launcher.upload(aws, storage, plan.datasets)
+    started: str | None = None
+    runs: list[StepRun] = []
+    try:
+        if cluster_id is None:
+            cluster_id = started = launcher.launch(aws, options, storage)
+            print(f"launched {cluster_id} ({'GPU' if options.gpu else 'CPU'}, "
+                  f"{options.core_count} x {options.worker_type})", flush=True)
+        requests = [steps.setup_step(storage.uri("code"))]
+        for case in plan.cases:
+            command = steps.case_command(case, data_uris[case.data], plan.params,
+                                         steps.case_launch(case, plan.device))
+            for round_no in range(plan.rounds):
+                result_uri = storage.uri("results", case.id.replace(":", "_"), f"round-{round_no}")
+                requests.append(steps.case_step(case, round_no, command, result_uri))
+        runs = launcher.add_steps(aws, cluster_id, requests)
+        with tqdm(total=len(runs), desc=f"EMR {cluster_id} steps", unit="step") as bar:
+            launcher.wait(aws, cluster_id, runs, interval_s,
+                          progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        try:
+            if runs and cluster_id:
+                launcher.poll(aws, cluster_id, runs)
+                write_results(aws, runs, options, cluster_id, out, estimate)
+        finally:
+            if started and not keep:
+                launcher.terminate(aws, started)
+                print(f"terminated {started}", file=sys.stderr, flush=True)
+    failed = [run for run in runs if run.state != "COMPLETED"]
+    if failed:
+        names = "; ".join(f"{run.name}: {run.state} {run.reason}".strip() for run in failed[:10])
+        raise EmrError(f"{len(failed)} of {len(runs)} steps did not complete ({names}); "
+                       f"the finished cases are in {out}")
+    return out
+
+
+def fetch(aws: Aws, options: ClusterOptions, cluster_id: str, out: Path) -> Path:
+    """Collect the results of every finished case step of `cluster_id` (an earlier run)."""
+    runs = launcher.existing_steps(aws, cluster_id)
+    launcher.poll(aws, cluster_id, runs)
+    return write_results(aws, runs, options, cluster_id, out, None)
+
+
+def _case_runs(aws: Aws, runs: list[StepRun]) -> list[runner.CaseRun]:
+    """The completed rounds of one case, timed by the cluster's own step timeline."""
+    done = []
+    for run in runs:
+        if run.state != "COMPLETED" or not run.started or not run.ended:
+            continue
+        stdout = launcher.read_text(aws, f"{run.result_uri}/stdout.txt") or ""
+        stderr = launcher.read_text(aws, f"{run.result_uri}/stderr.txt") or ""
+        try:
+            result = parse_result_line(stdout)
+        except ResultLineError as error:
+            run.state, run.reason = "FAILED", f"no result: {error}"
+            continue
+        seconds = (run.ended - run.started).total_seconds()
+        done.append(runner.CaseRun(result, seconds, rapids_explain.explain_lines(stderr)))
+    return done
+
+
+def _launch_of(command: list[str]) -> Launch:
+    """The master and confs a step's spark-submit command carries."""
+    confs = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "--conf")
+    master = command[command.index("--master") + 1] if "--master" in command else None
+    return Launch(master=master, confs=confs)
+
+
+def write_results(aws: Aws, runs: list[StepRun], options: ClusterOptions, cluster_id: str,
+                  out: Path, estimate: cost.Estimate | None) -> Path:
+    """pytest-benchmark JSON of every case with at least one completed round."""
+    by_case: dict[str, list[StepRun]] = {}
+    for run in runs:
+        if run.case_id is not None:
+            by_case.setdefault(run.case_id, []).append(run)
+    benchmarks = []
+    for case_id, mine in by_case.items():
+        case = Case.parse(case_id)
+        case_runs = _case_runs(aws, mine)
+        if not case_runs:
+            continue
+        stats = Stats()
+        for case_run in case_runs:
+            stats.update(case_run.wall_s)
+        extra = runner.extra_info(case, case_runs, mine[0].command, _launch_of(mine[0].command), emr={
+            "cluster_id": cluster_id,
+            "steps": [{"id": r.step_id, "state": r.state, "start": str(r.started), "end": str(r.ended)}
+                      for r in mine],
+        })
+        benchmarks.append({
+            "group": f"{case.data} {case.device}", "name": f"test_case[{case.id}]",
+            "fullname": f"emr::{case.id}", "params": {"impl": case.impl, "api": case.api,
+                                                     "device": case.device, "cores": case.cores,
+                                                     "data": case.data},
+            "param": case.id, "extra_info": extra, "options": {"timer": "EMR step timeline"},
+            "stats": stats.as_dict() | {"iterations": 1},
+        })
+    document = {"machine_info": machine_info(options, cluster_id, benchmarks, estimate),
+                "commit_info": {}, "benchmarks": benchmarks,
+                "datetime": datetime.now(timezone.utc).isoformat(),
+                "version": pytest_benchmark.__version__}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, default=str))
+    return out
+
+
+def machine_info(options: ClusterOptions, cluster_id: str, benchmarks: list[dict[str, Any]],
+                 estimate: cost.Estimate | None) -> dict[str, Any]:
+    """pytest-benchmark's machine_info for a cluster, with the suite's `als` section."""
+    spark = benchmarks[0]["extra_info"]["versions"]["spark"] if benchmarks else None
+    return {
+        "node": f"emr:{cluster_id}", "processor": options.worker_type, "machine": "emr",
+        "python_implementation": "CPython", "python_version": platform.python_version(),
+        "system": "Linux", "release": options.release_label,
+        "als": {"label": f"EMR {options.release_label} {options.core_count}x{options.worker_type}",
+                "master": "yarn", "java": None, "spark": spark, "scala": None,
+                "cpu_model": options.worker_type, "cpu_count": None, "memory_gb": None,
+                "gpus": [options.worker_type] if options.gpu else [], "grid": "emr",
+                "cluster_id": cluster_id, "cost": estimate.as_dict() if estimate else None,
+                "cluster": {"release": options.release_label, "region": options.region,
+                            "master": options.master_type, "core": options.worker_type,
+                            "core_count": options.core_count, "market": options.market}},
+    }
+
+
+def expected_ratings(name: str) -> int:
+    """A data set's ratings count from the registry, without reading or generating it."""
+    from recommender.movielens import SETS
+    from recommender.sources import SYNTHETIC, parse_synthetic
+    from recommender.synthetic import preset
+
+    if name.startswith(SYNTHETIC):
+        return preset(*parse_synthetic(name)).ratings
+    return SETS[name].ratings if name in SETS else 0
+
+
+def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
+               rounds: int | None = None, prepare_data: bool = True) -> GridPlan:
+    """The cases of a grid that run on one EMR cluster: its device's, Spark implementations only.
+
+    MovieLens sets that are neither mirrored nor cached run as their synthetic shape; with
+    `prepare_data` every data set is prepared here, to be uploaded.
+    """
+    from experiments.pytest_plugin import resolve_data
+    from recommender.sources import prepare
+
+    catalogue = grid_module.load()
+    chosen = catalogue.grid(grid_name)
+    device = "gpu" if gpu else "cpu"
+    cases = [c for c in grid_module.expand(catalogue, chosen, 1 << 16, selection, resolve_data)
+             if c.device == device and c.impl in steps.SPARK_IMPLS]
+    if not cases:
+        raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.SPARK_IMPLS)}")
+    names = list(dict.fromkeys(c.data for c in cases))
+    files = {name: prepare(name).csv for name in names} if prepare_data else {}
+    return GridPlan(cases, rounds or chosen.rounds, chosen.params, catalogue.devices[device], files,
+                    {name: expected_ratings(name) for name in names})

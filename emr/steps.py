@@ -1,0 +1,73 @@
+"""The EMR steps of a grid: fetch the code and build the jar, then one step per case and round."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from experiments.grid import Case, Device
+from experiments.runner import shuffle_partitions
+from recommender.jvm import MAIN_CLASS
+from recommender.params import ALSParams
+from recommender.submit import Launch, als_arguments, spark_submit
+
+REMOTE_ROOT = "/home/hadoop/als"
+SPARK_IMPLS = ("python", "scala", "java")  # the PyTorch engines do not run as EMR steps yet
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a step finds the suite and Spark: the master node by default.
+
+    The integration test swaps in this checkout, this Spark and a local standalone master; every
+    other argument of the step stays the same.
+    """
+
+    root: str = REMOTE_ROOT
+    spark_submit: str = "spark-submit"
+    master: str = "yarn"
+
+
+def case_launch(case: Case, device: Device, layout: Layout = Layout()) -> Launch:
+    """A case's resources and confs; spark-rapids itself is on the GPU cluster's classpath."""
+    if case.impl not in SPARK_IMPLS:
+        raise ValueError(f"{case.id}: only {', '.join(SPARK_IMPLS)} run as EMR steps")
+    return Launch(
+        master=layout.master,
+        cores=case.cores,
+        confs={"spark.submit.deployMode": "client",
+               "spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
+        | device.confs_for(case.cores, local=layout.master.startswith("local")),
+    )
+
+
+def case_command(case: Case, data_uri: str, params: ALSParams, launch: Launch,
+                 layout: Layout = Layout()) -> list[str]:
+    """The spark-submit command a case's step runs (client mode: the driver on the master)."""
+    if case.impl == "python":
+        app = [f"{layout.root}/recommender/entry.py"]
+    else:
+        app = ["--class", MAIN_CLASS[case.impl], f"{layout.root}/scala/target/als-recommender.jar"]
+    args = als_arguments(data_uri, case.api, params, case.data)
+    return spark_submit(launch, app, args, executable=layout.spark_submit)
+
+
+def setup_step(code_uri: str, root: str = REMOTE_ROOT) -> dict[str, Any]:
+    """Copy the code onto the master and build the jar with the cluster's own Spark jars."""
+    script = f"aws s3 cp --quiet {code_uri}/setup.sh /tmp/als-setup.sh && bash /tmp/als-setup.sh {code_uri}/code.zip {root}"
+    return {
+        "Name": "setup: fetch the code, build the jar with this cluster's Spark",
+        "ActionOnFailure": "CANCEL_AND_WAIT",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }
+
+
+def case_step(case: Case, round_no: int, command: list[str], result_uri: str,
+              root: str = REMOTE_ROOT) -> dict[str, Any]:
+    """One round of one case; a failing case does not stop the others."""
+    return {
+        "Name": f"{case.id} round {round_no}",
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar",
+                          "Args": ["bash", f"{root}/emr/remote/run_case.sh", result_uri, *command]},
+    }

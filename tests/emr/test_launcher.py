@@ -1,0 +1,277 @@
+"""The EMR launcher against moto in server mode (or real AWS with --aws-bucket).
+
+moto accepts the API calls but runs nothing, so a simulator plays the cluster: it moves each step
+to COMPLETED (or FAILED) with a start and end time and writes what `run_case.sh` would write to
+S3, a result line made by the same code as a real run's.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+
+from conftest import ROOT
+from emr import launcher, run, spec
+from emr.launcher import Aws, EmrError, Storage, code_archive
+from emr.spec import ClusterOptions, SpecError
+from experiments import grid
+from experiments.grid import Case
+from recommender.result import Counts, Metrics, RunResult, SparkInfo
+
+pytestmark = pytest.mark.emr
+
+CASES = [Case("ml-100k", "cpu", "python", "rdd", 2), Case("ml-100k", "cpu", "scala", "rdd", 2)]
+
+
+@pytest.fixture(autouse=True)
+def _moto_only(aws_endpoint: str | None) -> None:
+    if aws_endpoint is None:
+        pytest.skip("these tests drive a simulated cluster; on real AWS use the CLI (emr/README.md)")
+
+
+@pytest.fixture
+def ratings_csv(tmp_path: Path) -> str:
+    path = tmp_path / "ratings.csv"
+    path.write_text("1,1,4.0\n1,2,3.0\n2,1,5.0\n")
+    return str(path)
+
+
+def plan(ratings_csv: str, rounds: int = 2, cases: list[Case] = CASES, gpu: bool = False) -> run.GridPlan:
+    catalogue = grid.load()
+    return run.GridPlan(cases, rounds, catalogue.params, catalogue.devices["gpu" if gpu else "cpu"],
+                        {"ml-100k": ratings_csv}, {"ml-100k": 100_000})
+
+
+def options(bucket: str, gpu: bool = False) -> ClusterOptions:
+    return ClusterOptions(gpu=gpu, log_uri=f"s3://{bucket}/logs/", subnet_id="subnet-123",
+                          key_name="key", tags={"team": "bench"})
+
+
+class Cluster:
+    """Plays the EMR cluster behind moto: finishes steps and writes their S3 output."""
+
+    def __init__(self, aws: Aws, fail: tuple[str, ...] = (), interrupt: bool = False) -> None:
+        self.aws, self.fail, self.interrupt = aws, fail, interrupt
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def backend_cluster(self):  # noqa: ANN201 - moto's own type
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.emr.models import emr_backends
+
+        clusters = emr_backends[DEFAULT_ACCOUNT_ID][self.aws.region].clusters
+        live = [c for c in clusters.values() if c.state not in ("TERMINATED",) and c.steps]
+        return live[-1] if live else None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 30
+        while (cluster := self.backend_cluster()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if cluster is None:
+            return
+        if self.interrupt:
+            _thread.interrupt_main()  # what Ctrl-C does
+            return
+        start = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+        for n, step in enumerate(cluster.steps):
+            step.start_date_time = start + timedelta(minutes=n)
+            step.end_date_time = step.start_date_time + timedelta(seconds=40 + n)
+            if step.name.startswith("setup"):
+                step.state = "COMPLETED"
+                continue
+            case_id = step.name.rsplit(" round ", 1)[0]
+            if case_id in self.fail:
+                step.state, step.last_state_change_reason = "FAILED", "Step failed with exitCode 1"
+                continue
+            dest = step.args[2]
+            bucket, _, key = dest[len("s3://"):].partition("/")
+            impl, api = case_id.split("-")[:2]
+            result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, {"rank": 8},
+                               Counts(3, 0, 2, 2, 3, 0, 3, 0), Metrics(0.1 + n / 1000),
+                               {"load": 1.0, "fit": 2.0, "predict": 1.0, "evaluate": 1.0, "total": 5.0},
+                               SparkInfo("3.5.6-amzn-2", "yarn", f"application_{n}", 4), "")
+            self.aws.s3.put_object(Bucket=bucket, Key=f"{key}/stdout.txt", Body=result.to_line())
+            self.aws.s3.put_object(Bucket=bucket, Key=f"{key}/stderr.txt", Body="ALS_PHASE load begin\n")
+            step.state = "COMPLETED"
+
+
+def cluster_state(aws: Aws, cluster_id: str) -> str:
+    return aws.emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"]
+
+
+def capture_requests(aws: Aws) -> dict[str, list[dict]]:
+    """The exact parameters of every RunJobFlow and AddJobFlowSteps call, as boto3 sends them."""
+    seen: dict[str, list[dict]] = {"RunJobFlow": [], "AddJobFlowSteps": []}
+
+    def record(params: dict, model, **_: object) -> None:  # noqa: ANN001
+        seen.setdefault(model.name, []).append(params)
+
+    aws.emr.meta.events.register("provide-client-params.emr.*", record)
+    return seen
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_the_grid_runs_as_steps_and_comes_back_as_benchmark_json(
+        aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path, gpu: bool) -> None:
+    calls = capture_requests(aws)
+    storage = Storage(bucket, "runs/one")
+    simulator = Cluster(aws)
+    simulator.thread.start()
+    out = run.run_grid(aws, options(bucket, gpu), storage, plan(ratings_csv, gpu=gpu), tmp_path / "emr.json",
+                       interval_s=0.05)
+    simulator.thread.join()
+
+    request = calls["RunJobFlow"][0]
+    assert request["ReleaseLabel"] == spec.DEFAULT_RELEASE and request["LogUri"] == f"s3://{bucket}/logs/"
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert {"Key": "created-by", "Value": "als-benchmark"} in request["Tags"]
+    groups = {g["InstanceRole"]: g for g in request["Instances"]["InstanceGroups"]}
+    assert groups["CORE"]["InstanceType"] == ("g4dn.2xlarge" if gpu else "m5.2xlarge")
+    assert request["Instances"]["Ec2SubnetId"] == "subnet-123"
+    confs = {c["Classification"]: c for c in request["Configurations"]}
+    bootstraps = [b["Name"] for b in request["BootstrapActions"]]
+    if gpu:
+        assert confs["spark"]["Properties"] == {"enableSparkRapids": "true"}
+        assert confs["yarn-site"]["Properties"]["yarn.resource-types"] == "yarn.io/gpu"
+        assert confs["capacity-scheduler"]["Properties"]["yarn.scheduler.capacity.resource-calculator"] \
+            .endswith("DominantResourceCalculator")
+        assert confs["spark-defaults"]["Properties"]["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
+        assert confs["spark-defaults"]["Properties"]["spark.executor.resource.gpu.discoveryScript"]
+        assert [c["Classification"] for c in confs["container-executor"]["Configurations"]] == ["gpu", "cgroups"]
+        assert bootstraps == ["python-deps", "gpu-cgroups"]
+    else:
+        assert "spark" not in confs and "spark.plugins" not in confs["spark-defaults"]["Properties"]
+        assert bootstraps == ["python-deps"]
+
+    # Uploads: code (sources, not the jar), scripts, data.
+    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket, Prefix="runs/one/")["Contents"]}
+    assert {"runs/one/code/code.zip", "runs/one/code/setup.sh", "runs/one/code/run_case.sh",
+            "runs/one/code/gpu-cgroups.sh", "runs/one/data/ml-100k/ratings.csv"} <= keys
+
+    # Steps: setup first, then one per case and round, each a spark-submit with N executor cores.
+    steps = [s for call in calls["AddJobFlowSteps"] for s in call["Steps"]]
+    setup = steps[0]["HadoopJarStep"]["Args"][2]
+    assert steps[0]["ActionOnFailure"] == "CANCEL_AND_WAIT" and "setup.sh" in setup and "code.zip" in setup
+    assert [s["Name"] for s in steps[1:]] == [f"{c.id} round {r}" for c in CASES for r in range(2)]
+    args = steps[1]["HadoopJarStep"]["Args"]
+    assert args[:2] == ["bash", "/home/hadoop/als/emr/remote/run_case.sh"]
+    submit = args[3:]
+    assert submit[:5] == ["spark-submit", "--master", "yarn", "--num-executors", "1"]
+    assert submit[submit.index("--executor-cores") + 1] == "2"
+    assert f"s3://{bucket}/runs/one/data/ml-100k/ratings.csv" in submit
+    gpu_amount = [a for a in submit if a.startswith("spark.task.resource.gpu.amount=")]
+    assert gpu_amount == (["spark.task.resource.gpu.amount=0.5"] if gpu else [])
+
+    # Results: valid pytest-benchmark JSON, timed by the steps' own timeline (40 s + n).
+    document = json.loads(out.read_text())
+    assert [b["extra_info"]["case"]["impl"] for b in document["benchmarks"]] == ["python", "scala"]
+    first = document["benchmarks"][0]
+    assert first["stats"]["rounds"] == 2 and first["stats"]["min"] == 41.0 and first["stats"]["max"] == 42.0
+    assert first["extra_info"]["emr"]["cluster_id"] == document["machine_info"]["als"]["cluster_id"]
+    assert document["machine_info"]["als"]["cost"]["usd"] > 0
+    tool = Path(sys.executable).parent / "pytest-benchmark"
+    assert subprocess.run([str(tool), "compare", str(out)], capture_output=True).returncode == 0
+    assert cluster_state(aws, document["machine_info"]["als"]["cluster_id"]) == "TERMINATED"
+
+
+def test_a_failed_step_keeps_the_finished_cases_and_terminates(
+        aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path) -> None:
+    simulator = Cluster(aws, fail=(CASES[1].id,))
+    simulator.thread.start()
+    out = tmp_path / "emr.json"
+    with pytest.raises(EmrError, match=r"2 of 5 steps did not complete \(scala-rdd-cpu-2c-ml-100k round 0: "
+                                       r"FAILED Step failed with exitCode 1"):
+        run.run_grid(aws, options(bucket), Storage(bucket, "runs/failed"), plan(ratings_csv), out,
+                     interval_s=0.05)
+    document = json.loads(out.read_text())
+    assert [b["extra_info"]["case"]["impl"] for b in document["benchmarks"]] == ["python"]
+    assert cluster_state(aws, document["machine_info"]["als"]["cluster_id"]) == "TERMINATED"
+
+
+def test_ctrl_c_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path) -> None:
+    calls = capture_requests(aws)
+    responses: list[str] = []
+    aws.emr.meta.events.register("after-call.emr.RunJobFlow",
+                                 lambda parsed, **_: responses.append(parsed["JobFlowId"]))
+    Cluster(aws, interrupt=True).thread.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.run_grid(aws, options(bucket), Storage(bucket, "runs/ctrl-c"), plan(ratings_csv),
+                     tmp_path / "emr.json", interval_s=0.05)
+    assert len(calls["RunJobFlow"]) == 1
+    assert cluster_state(aws, responses[0]) == "TERMINATED"
+
+
+def test_a_given_cluster_is_reused_and_left_running(aws: Aws, bucket: str, ratings_csv: str,
+                                                    tmp_path: Path) -> None:
+    existing = aws.emr.run_job_flow(**spec.cluster_request(options(bucket), f"s3://{bucket}/code"))["JobFlowId"]
+    calls = capture_requests(aws)
+    Cluster(aws).thread.start()
+    out = run.run_grid(aws, options(bucket), Storage(bucket, "runs/reuse"), plan(ratings_csv, rounds=1),
+                       tmp_path / "emr.json", cluster_id=existing, interval_s=0.05)
+    assert calls["RunJobFlow"] == [] and cluster_state(aws, existing) != "TERMINATED"
+    assert existing in [c["Id"] for c in launcher.ours(aws)]  # found by its tag
+
+    # The results can be collected again later from the cluster's steps alone.
+    again = json.loads(run.fetch(aws, options(bucket), existing, tmp_path / "again.json").read_text())
+    first = json.loads(out.read_text())
+    assert [b["stats"]["mean"] for b in again["benchmarks"]] == [b["stats"]["mean"] for b in first["benchmarks"]]
+    assert again["benchmarks"][0]["extra_info"]["confs"]["spark.sql.shuffle.partitions"] == "4"
+    aws.emr.terminate_job_flows(JobFlowIds=[existing])
+    assert existing not in [c["Id"] for c in launcher.ours(aws)]
+
+
+def test_bad_input_is_refused_before_anything_starts(aws: Aws, bucket: str, ratings_csv: str,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     aws_endpoint: str) -> None:
+    calls = capture_requests(aws)
+    with pytest.raises(SpecError, match="m5.2xlarge has none"):
+        run.run_grid(aws, ClusterOptions(gpu=True, core_type="m5.2xlarge", log_uri=f"s3://{bucket}/l/"),
+                     Storage(bucket, "runs/bad"), plan(ratings_csv), tmp_path / "x.json")
+    with pytest.raises(EmrError, match="S3 bucket 'no-such-bucket' does not exist"):
+        run.run_grid(aws, options("no-such-bucket"), Storage("no-such-bucket", "p"), plan(ratings_csv),
+                     tmp_path / "x.json")
+    assert calls["RunJobFlow"] == []
+    with pytest.raises(EmrError, match="unknown region 'mars-north-1'"):
+        Aws("mars-north-1", aws_endpoint, aws.session)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(EmrError, match="no AWS credentials"):
+        Aws("us-east-1", aws_endpoint, boto3.session.Session())
+
+
+def test_the_code_archive_holds_sources_not_builds() -> None:
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(code_archive())).namelist()
+    assert "recommender/entry.py" in names and "scala/build.sh" in names and "emr/remote/run_case.sh" in names
+    assert any(n.startswith("scala/src/main/scala/als/") for n in names)
+    assert not [n for n in names if n.endswith((".jar", ".pyc"))]
+    assert (ROOT / "scala" / "build.sh").read_text().startswith("#!/usr/bin/env bash")
+
+
+def test_estimates_price_every_node() -> None:
+    from emr import cost
+
+    cpu = cost.estimate(ClusterOptions(), run_hours=1.0)
+    table = cost.load_prices()["instances"]
+    per_hour = sum(table["m5.xlarge"].values()) - table["m5.xlarge"]["gpus"] + 2 * (
+        table["m5.2xlarge"]["ec2"] + table["m5.2xlarge"]["emr"])
+    assert cpu.usd_per_hour == pytest.approx(per_hour) and cpu.hours == pytest.approx(1.2)
+    spot = cost.estimate(ClusterOptions(market="SPOT"), run_hours=1.0)
+    assert spot.usd < cpu.usd
+    with pytest.raises(cost.PriceError, match="no price for x9.huge"):
+        cost.estimate(ClusterOptions(core_type="x9.huge"), 1.0)
+    assert asdict(cpu)["currency"] == "USD"
