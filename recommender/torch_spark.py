@@ -1,10 +1,10 @@
 """`impl torch-spark`: the `torch_als` solver, distributed by Spark.
 
-The training ratings are partitioned by user and by item (Arrow through `mapInPandas`), indexed
-and sorted once, and cached as numpy blocks. Each half-iteration broadcasts the fixed side's factors, every partition solves
-its own rows on its executor's device, and the driver collects the new factors to broadcast them
-back. Spark does the
-distribution; this module adds only the per-partition solve.
+The training ratings cross from the JVM to Python once (Arrow, `mapInPandas`), are indexed,
+partitioned by user and by item with Spark's shuffle, sorted once and cached as numpy blocks. Each half-iteration broadcasts the fixed side's
+factors, every partition solves its own rows on its executor's device, and the driver collects
+the new factors to broadcast them back. Spark does the distribution; this module adds only the
+per-partition solve.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pyspark import RDD, Broadcast
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.als_df import errors, split
@@ -85,31 +85,48 @@ class Block:
         return cls(ids, rows, cols[order], ratings[order])
 
 
-def _blocks(train: DataFrame, key: str, other: str, ids: Broadcast, blocks: int) -> RDD[Block]:
-    """The ratings partitioned by the `key` column, indexed, sorted and cached as numpy blocks.
+def _chunks(train: DataFrame, ids: Broadcast) -> RDD[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The training ratings as (user, item, rating) numpy chunks with compact indices.
 
-    Arrow carries each partition into Python once; every half-iteration then reuses the cached
-    arrays instead of converting, sorting and indexing rows again. `ids` holds the sorted
-    distinct ids of (`key`, `other`).
+    The only pass through Arrow: everything after it moves numpy arrays, not rows.
     """
 
     def pack(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from recommender.torch_engine import lookup
 
-        key_ids, other_ids = ids.value
+        user_ids, item_ids = ids.value
         for batch in batches:
-            arrays = (lookup(key_ids, batch[key].to_numpy(np.int64)).astype(np.int32),
-                      lookup(other_ids, batch[other].to_numpy(np.int64)).astype(np.int32),
+            arrays = (lookup(user_ids, batch[USER].to_numpy(np.int64)).astype(np.int32),
+                      lookup(item_ids, batch[ITEM].to_numpy(np.int64)).astype(np.int32),
                       batch[RATING].to_numpy(np.float32))
-            yield pd.DataFrame({"block": [pickle.dumps(arrays, protocol=5)]})
+            yield pd.DataFrame({"chunk": [pickle.dumps(arrays, protocol=5)]})
 
-    def combine(rows: Iterator[Row]) -> Iterator[Block]:
-        parts = [pickle.loads(row.block) for row in rows]
+    return train.mapInPandas(pack, "chunk binary").rdd.map(lambda row: pickle.loads(row.chunk))
+
+
+def _blocks(chunks: RDD[tuple[np.ndarray, np.ndarray, np.ndarray]], by_item: bool,
+            blocks: int) -> RDD[Block]:
+    """The ratings partitioned by user (or item), sorted and cached as numpy blocks.
+
+    Spark's shuffle (`partitionBy`) moves each chunk's pieces to the partition of their rows;
+    every half-iteration then reuses the cached blocks as they are.
+    """
+    key = 1 if by_item else 0
+
+    def split(chunk: tuple[np.ndarray, ...]) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+        target = chunk[key] % blocks
+        for part in range(blocks):
+            mask = target == part
+            if mask.any():
+                yield part, (chunk[key][mask], chunk[1 - key][mask], chunk[2][mask])
+
+    def combine(pieces: Iterator[tuple[int, tuple[np.ndarray, ...]]]) -> Iterator[Block]:
+        parts = [piece for _, piece in pieces]
         if parts:
             yield Block.build(*(np.concatenate([p[n] for p in parts]) for n in range(3)))
 
-    packed = train.repartition(blocks, key).mapInPandas(pack, "block binary")
-    return packed.rdd.mapPartitions(combine, preservesPartitioning=True).cache()
+    shuffled = chunks.flatMap(split).partitionBy(blocks, lambda part: part)
+    return shuffled.mapPartitions(combine, preservesPartitioning=True).cache()
 
 
 def _solve(blocks: RDD[Block], fixed: np.ndarray, n_rows: int, reg: float, device: str,
@@ -186,10 +203,10 @@ def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, 
     with timer.phase("fit"):
         user_ids = np.sort(train.select(USER).distinct().toPandas()[USER].to_numpy(np.int64))
         item_ids = np.sort(train.select(ITEM).distinct().toPandas()[ITEM].to_numpy(np.int64))
-        sc = spark.sparkContext
-        by_user = _blocks(train, USER, ITEM, sc.broadcast((user_ids, item_ids)), blocks)
-        by_item = _blocks(train, ITEM, USER, sc.broadcast((item_ids, user_ids)), blocks)
+        chunks = _chunks(train, spark.sparkContext.broadcast((user_ids, item_ids))).cache()
+        by_user, by_item = _blocks(chunks, False, blocks), _blocks(chunks, True, blocks)
         by_user.count(), by_item.count()
+        chunks.unpersist()
         users = torch_als.initial_factors(len(user_ids), params.rank, params.seed, "cpu").numpy()
         for _ in range(params.iterations):
             items = _solve(by_item, users, len(item_ids), params.reg, device, spark)
