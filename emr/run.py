@@ -198,13 +198,12 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
     MovieLens sets that are neither mirrored nor cached run as their synthetic shape; with
     `prepare_data` every data set is prepared here, to be uploaded.
     """
-    from experiments.pytest_plugin import resolve_data
     from recommender.sources import prepare
 
     catalogue = grid_module.load()
     chosen = catalogue.grid(grid_name)
     device = "gpu" if gpu else "cpu"
-    cases = [c for c in grid_module.expand(catalogue, chosen, 1 << 16, selection, resolve_data)
+    cases = [c for c in grid_module.expand(catalogue, chosen, 1 << 16, selection, grid_module.resolve_data)
              if c.device == device and c.impl in steps.SPARK_IMPLS]
     if not cases:
         raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.SPARK_IMPLS)}")

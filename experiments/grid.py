@@ -202,6 +202,16 @@ def expand(
     return sorted(cases, key=_case_order)
 
 
+def resolve_data(name: str) -> str:
+    """A MovieLens set that is neither mirrored nor cached runs as its synthetic shape."""
+    from recommender.movielens import SETS
+    from recommender.sources import stored_locally
+
+    if name in SETS and not stored_locally(name):
+        return f"synthetic:{name}"
+    return name
+
+
 IMPL_ORDER = {impl: n for n, impl in enumerate(IMPL_APIS)}
 
 

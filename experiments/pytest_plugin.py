@@ -16,8 +16,6 @@ import pytest
 from experiments import environment, grid
 from experiments.runner import Target
 from experiments.standalone import ClusterShape, standalone_cluster
-from recommender.movielens import SETS
-from recommender.sources import stored_locally
 
 CASE_ARGS = ("impl", "api", "device", "cores", "data")  # plain values: they land in the JSON's params
 STANDALONE_SHAPE = ClusterShape(workers=2, cores_per_worker=max(1, (os.cpu_count() or 2) // 2))
@@ -72,13 +70,6 @@ def _max_cores(config: pytest.Config) -> int:
     return 1 << 16  # a remote cluster: every core count the grid names
 
 
-def resolve_data(name: str) -> str:
-    """A MovieLens set that is neither mirrored nor cached runs as its synthetic shape."""
-    if name in SETS and not stored_locally(name):
-        return f"synthetic:{name}"
-    return name
-
-
 def _selection(config: pytest.Config) -> grid.Selection:
     return grid.Selection(
         impls=config.getoption("--impls"),
@@ -95,7 +86,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     catalogue = grid.load()
     chosen = catalogue.grid(config.getoption("--grid"))
-    cases = grid.expand(catalogue, chosen, _max_cores(config), _selection(config), resolve_data)
+    cases = grid.expand(catalogue, chosen, _max_cores(config), _selection(config), grid.resolve_data)
     params = []
     for case in cases:
         marks = [pytest.mark.gpu] if catalogue.devices[case.device].uses_gpu else []
