@@ -120,9 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _terminate_on_sigterm()
     try:
         if args.command == "estimate":
-            plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds, prepare_data=False)
+            options = _options(args, "bucket")
+            plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds, prepare_data=False,
+                                  max_cores=run.worker_cores(options, args.prices))
+            estimate = run.plan_estimate(options, plan, args.prices)
             print(f"{len(plan.cases)} cases x {plan.rounds} rounds")
-            print(run.plan_estimate(_options(args, "bucket"), plan, args.prices).line())
+            print(estimate.line())
+            for case in plan.cases:
+                hours = cost.case_hours(case.impl, case.api, plan.ratings.get(case.data, 0), case.cores)
+                print(f"  {case.id}: about {hours * 60:.1f} min, "
+                      f"{hours * estimate.usd_per_hour:.2f} {estimate.currency} a round")
             return 0
         aws = _aws(args)
         if args.command == "list":
@@ -144,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             launcher.upload(aws, storage, {})
             print(launcher.launch(aws, options, storage))
             return 0
-        plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds)
+        plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds,
+                              max_cores=run.worker_cores(options, args.prices))
         out = args.out or Path("results") / f"emr-{datetime.now():%Y%m%d-%H%M%S}.json"
         print(run.run_grid(aws, options, storage, plan, out, args.cluster_id, args.keep, args.interval,
                            args.prices))

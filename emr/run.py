@@ -29,6 +29,9 @@ from recommender.submit import Launch
 from recommender.result import ResultLineError, parse_result_line
 
 
+DEFAULT_WORKER_CORES = 8  # the study's largest executor
+
+
 @dataclass(frozen=True)
 class GridPlan:
     """What to run: cases, rounds, ALS parameters, the device profile, and the local data files."""
@@ -191,9 +194,17 @@ def expected_ratings(name: str) -> int:
     return SETS[name].ratings if name in SETS else 0
 
 
+def worker_cores(options: ClusterOptions, prices: Path = cost.PRICES) -> int:
+    """vCPUs of one core node: the most cores one executor (a grid case) can have."""
+    entry = cost.load_prices(prices)["instances"].get(options.worker_type, {})  # type: ignore[union-attr]
+    return int(entry.get("vcpus", DEFAULT_WORKER_CORES))
+
+
 def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
-               rounds: int | None = None, prepare_data: bool = True) -> GridPlan:
-    """The cases of a grid that run on one EMR cluster: its device's, Spark implementations only.
+               rounds: int | None = None, prepare_data: bool = True,
+               max_cores: int = DEFAULT_WORKER_CORES) -> GridPlan:
+    """The cases of a grid that run on one EMR cluster: its device's, Spark implementations only,
+    one executor of at most `max_cores` cores each.
 
     MovieLens sets that are neither mirrored nor cached run as their synthetic shape; with
     `prepare_data` every data set is prepared here, to be uploaded.
@@ -203,7 +214,7 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
     catalogue = grid_module.load()
     chosen = catalogue.grid(grid_name)
     device = "gpu" if gpu else "cpu"
-    cases = [c for c in grid_module.expand(catalogue, chosen, 1 << 16, selection, grid_module.resolve_data)
+    cases = [c for c in grid_module.expand(catalogue, chosen, max_cores, selection, grid_module.resolve_data)
              if c.device == device and c.impl in steps.SPARK_IMPLS]
     if not cases:
         raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.SPARK_IMPLS)}")

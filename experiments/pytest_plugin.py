@@ -17,6 +17,7 @@ from experiments import environment, grid
 from experiments.runner import Target
 from experiments.standalone import ClusterShape, standalone_cluster
 
+REMOTE_MAX_CORES = 8  # a spark:// or YARN master without --max-cores: the study's largest executor
 CASE_ARGS = ("impl", "api", "device", "cores", "data")  # plain values: they land in the JSON's params
 STANDALONE_SHAPE = ClusterShape(workers=2, cores_per_worker=max(1, (os.cpu_count() or 2) // 2))
 
@@ -41,7 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="local (default), standalone (a master and 2 workers started on "
                          "127.0.0.1 for the session), spark://HOST:PORT or yarn")
     group.addoption("--max-cores", type=int, default=None,
-                    help="cores the master offers (default: this machine's, or the standalone cluster's)")
+                    help="cores the master offers (default: this machine's, the standalone cluster's, "
+                         "or 8 for another master)")
     group.addoption("--driver-memory", default="4g")
     group.addoption("--executor-memory", default=None)
     group.addoption("--rapids-jar", default=os.environ.get("SPARK_RAPIDS_JAR"),
@@ -67,7 +69,7 @@ def _max_cores(config: pytest.Config) -> int:
         return STANDALONE_SHAPE.cores
     if master.startswith("local"):
         return os.cpu_count() or 1
-    return 1 << 16  # a remote cluster: every core count the grid names
+    return REMOTE_MAX_CORES
 
 
 def _selection(config: pytest.Config) -> grid.Selection:

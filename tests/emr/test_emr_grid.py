@@ -33,7 +33,7 @@ def test_grid_on_emr(gpu: bool, aws: Aws, bucket: str, aws_endpoint: str | None,
                              core_count=pytestconfig.getoption("--emr-core-count"),
                              subnet_id=pytestconfig.getoption("--emr-subnet"),
                              log_uri=storage.uri("logs") + "/")
-    plan = run.build_plan(pytestconfig.getoption("--emr-grid"), gpu)
+    plan = run.build_plan(pytestconfig.getoption("--emr-grid"), gpu, max_cores=run.worker_cores(options))
     out = run.run_grid(aws, options, storage, plan, tmp_path / "emr.json",
                        keep=pytestconfig.getoption("--emr-keep"))
     document = json.loads(out.read_text())

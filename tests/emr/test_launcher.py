@@ -267,11 +267,20 @@ def test_estimates_price_every_node() -> None:
 
     cpu = cost.estimate(ClusterOptions(), run_hours=1.0)
     table = cost.load_prices()["instances"]
-    per_hour = sum(table["m5.xlarge"].values()) - table["m5.xlarge"]["gpus"] + 2 * (
-        table["m5.2xlarge"]["ec2"] + table["m5.2xlarge"]["emr"])
+    per_hour = sum(table[kind]["ec2"] + table[kind]["emr"] for kind in ("m5.xlarge", "m5.2xlarge", "m5.2xlarge"))
     assert cpu.usd_per_hour == pytest.approx(per_hour) and cpu.hours == pytest.approx(1.2)
     spot = cost.estimate(ClusterOptions(market="SPOT"), run_hours=1.0)
     assert spot.usd < cpu.usd
     with pytest.raises(cost.PriceError, match="no price for x9.huge"):
         cost.estimate(ClusterOptions(core_type="x9.huge"), 1.0)
     assert asdict(cpu)["currency"] == "USD"
+
+
+def test_a_plan_holds_one_devices_spark_cases_within_a_node() -> None:
+    gpu = ClusterOptions(gpu=True)
+    plan = run.build_plan("study", gpu=True, prepare_data=False, max_cores=run.worker_cores(gpu))
+    assert run.worker_cores(gpu) == 8  # g4dn.2xlarge
+    assert {c.device for c in plan.cases} == {"gpu"} and {c.cores for c in plan.cases} == {1, 2, 4, 8}
+    assert {c.impl for c in plan.cases} <= {"python", "scala", "java"}
+    assert plan.ratings["synthetic:ml-20m"] == 20_000_263 and plan.datasets == {}
+    assert run.build_plan("study", gpu=False, prepare_data=False, max_cores=4).rounds == 3
