@@ -10,6 +10,7 @@ from pathlib import Path
 
 from recommender.params import ALSParams
 from recommender.ratings_format import BadInputError
+from recommender.result import RunResult
 
 
 def add_als_arguments(parser: argparse.ArgumentParser, apis: Sequence[str] = ("rdd", "df")) -> None:
@@ -87,21 +88,28 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recommender import spark_session
-    from recommender.job import run_job, summary
+    from recommender.job import summary
     from recommender.sources import prepare
 
     params = params_from(args)
     prepared = prepare(args.data, args.data_dir, args.cache_dir)
     if args.impl in ("scala", "java"):
         return _run_jvm(args, params, prepared.csv, prepared.name)
+    result = _run_python(args, params, prepared.csv, prepared.name)
+    print(summary(result))
+    print(result.to_line(), flush=True)
+    return 0
+
+
+def _run_python(args: argparse.Namespace, params: ALSParams, csv: str, name: str) -> RunResult:
+    """The in-process implementations: MLlib through PySpark, and the PyTorch engines."""
     if args.impl == "torch":
         from recommender import torch_engine
 
-        result = torch_engine.run(prepared.csv, params, args.device, args.skip_bad_rows, prepared.name)
-        print(summary(result))
-        print(result.to_line(), flush=True)
-        return 0
+        return torch_engine.run(csv, params, args.device, args.skip_bad_rows, name)
+    from recommender import spark_session
+    from recommender.job import run_job
+
     config = spark_session.SessionConfig(
         master=args.master,
         driver_memory=args.driver_memory,
@@ -114,15 +122,11 @@ def _run(args: argparse.Namespace) -> int:
             from recommender import torch_spark
 
             engine = functools.partial(torch_spark.run, device=args.device)
-            result = run_job(spark, prepared.csv, "df", params, prepared.name, args.skip_bad_rows,
-                             engine=engine, impl="torch-spark")
-        else:
-            result = run_job(spark, prepared.csv, args.api, params, prepared.name, args.skip_bad_rows)
+            return run_job(spark, csv, "df", params, name, args.skip_bad_rows, engine=engine,
+                           impl="torch-spark")
+        return run_job(spark, csv, args.api, params, name, args.skip_bad_rows)
     finally:
         spark.stop()
-    print(summary(result))
-    print(result.to_line(), flush=True)
-    return 0
 
 
 def _run_jvm(args: argparse.Namespace, params: ALSParams, csv: str, name: str) -> int:
