@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.sources import default_data_dir
+from recommender.data.sources import default_data_dir
 
 ROOT = Path(__file__).resolve().parent
 
@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A local[2] SparkSession shared by every Spark test, stopped at the end."""
-    from recommender import spark_session
+    from recommender.spark import session as spark_session
 
     config = spark_session.SessionConfig(
         master="local[2]",

@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from emr.spec import REMOTE, TOOL_TAG, ClusterOptions, cluster_request
-from recommender.submit import ROOT
+from recommender.launch.submit import ROOT
 
 CODE_FOLDERS = ("recommender", "scala/src", "emr/remote")
 CODE_FILES = ("scala/build.sh",)
@@ -146,7 +146,7 @@ def add_steps(aws: Aws, cluster_id: str, steps: Sequence[dict[str, Any]]) -> lis
         chunk = steps[start : start + MAX_STEPS_PER_CALL]
         ids = aws.emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=list(chunk))["StepIds"]
         runs += [StepRun(step["Name"], step_id, step["HadoopJarStep"]["Args"])
-                 for step, step_id in zip(chunk, ids)]
+                 for step, step_id in zip(chunk, ids, strict=False)]
     return runs
 
 

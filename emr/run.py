@@ -10,7 +10,7 @@ import json
 import platform
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,12 @@ from tqdm import tqdm
 from emr import cost, launcher, steps
 from emr.launcher import Aws, EmrError, StepRun, Storage
 from emr.spec import ClusterOptions
-from experiments import rapids_explain, runner
 from experiments import grid as grid_module
+from experiments import rapids_explain, runner
 from experiments.grid import Case, Device, Selection
+from recommender.launch.submit import Launch
 from recommender.params import ALSParams
-from recommender.submit import Launch
 from recommender.result import ResultLineError, parse_result_line
-
 
 DEFAULT_WORKER_CORES = 8  # the study's largest executor
 
@@ -157,7 +156,7 @@ def write_results(aws: Aws, runs: list[StepRun], options: ClusterOptions, cluste
         })
     document = {"machine_info": machine_info(options, cluster_id, benchmarks, estimate),
                 "commit_info": {}, "benchmarks": benchmarks,
-                "datetime": datetime.now(timezone.utc).isoformat(),
+                "datetime": datetime.now(UTC).isoformat(),
                 "version": pytest_benchmark.__version__}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, default=str))
@@ -185,9 +184,9 @@ def machine_info(options: ClusterOptions, cluster_id: str, benchmarks: list[dict
 
 def expected_ratings(name: str) -> int:
     """A data set's ratings count from the registry, without reading or generating it."""
-    from recommender.movielens import SETS
-    from recommender.sources import SYNTHETIC, parse_synthetic
-    from recommender.synthetic import preset
+    from recommender.data.movielens import SETS
+    from recommender.data.sources import SYNTHETIC, parse_synthetic
+    from recommender.data.synthetic import preset
 
     if name.startswith(SYNTHETIC):
         return preset(*parse_synthetic(name)).ratings
@@ -209,7 +208,7 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
     MovieLens sets that are neither mirrored nor cached run as their synthetic shape; with
     `prepare_data` every data set is prepared here, to be uploaded.
     """
-    from recommender.sources import prepare
+    from recommender.data.sources import prepare
 
     catalogue = grid_module.load()
     chosen = catalogue.grid(grid_name)

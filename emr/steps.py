@@ -7,9 +7,9 @@ from typing import Any
 
 from experiments.grid import Case, Device
 from experiments.runner import shuffle_partitions
-from recommender.jvm import MAIN_CLASS
+from recommender.launch.jvm import MAIN_CLASS
+from recommender.launch.submit import Launch, als_arguments, spark_submit
 from recommender.params import ALSParams
-from recommender.submit import Launch, als_arguments, spark_submit
 
 REMOTE_ROOT = "/home/hadoop/als"
 SPARK_IMPLS = ("python", "scala", "java")  # the PyTorch engines do not run as EMR steps yet

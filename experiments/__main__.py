@@ -34,8 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.results / f"{args.grid}-{platform.node()}-{stamp}.json"
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "benchmarks" / "test_grid.py"),
-           "-m", "benchmark", "--grid", args.grid, f"--benchmark-json={json_path}", *extra]
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "grid" / "test_cases.py"),
+           "-m", "grid", "--grid", args.grid, f"--benchmark-json={json_path}", *extra]
     print("running:", " ".join(cmd), flush=True)
     code = subprocess.run(cmd, cwd=ROOT).returncode
     if code != 0:

@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -107,7 +107,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
 
     text = ["# ALS benchmark report", "",
             f"From {', '.join(p.name for p in paths)}; written "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m experiments.compare`. "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m experiments.compare`. "
             "Times are the mean wall time of each case's spark-submit process over its rounds; "
             "phases are the recommender's own timings. Runs from different machines keep their "
             "labels and are never averaged together.", "",

@@ -204,8 +204,8 @@ def expand(
 
 def resolve_data(name: str) -> str:
     """A MovieLens set that is neither mirrored nor cached runs as its synthetic shape."""
-    from recommender.movielens import SETS
-    from recommender.sources import stored_locally
+    from recommender.data.movielens import SETS
+    from recommender.data.sources import stored_locally
 
     if name in SETS and not stored_locally(name):
         return f"synthetic:{name}"

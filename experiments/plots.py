@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from experiments import tables  # noqa: E402
-from experiments.results import PHASES  # noqa: E402
+from experiments import tables
+from experiments.results import PHASES
 
 FIGSIZE = (10.0, 6.0)
 DPI = 100
@@ -41,7 +41,7 @@ def against_cores(frame: pd.DataFrame, path: Path, speedup: bool) -> Path:
     datasets = list(dict.fromkeys(swept.sort_values("ratings").data)) or ["(no cores sweep)"]
     fig, axes = plt.subplots(1, len(datasets), figsize=FIGSIZE, squeeze=False)
     labels = frame.label.nunique()
-    for ax, data in zip(axes[0], datasets):
+    for ax, data in zip(axes[0], datasets, strict=False):
         for _, group in swept[swept.data == data].groupby(["label", "impl", "api", "device"]):
             group = group.sort_values("cores")
             y = group.time_s

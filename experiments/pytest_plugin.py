@@ -1,7 +1,7 @@
 """pytest options, fixtures and hooks that turn `grid.toml` into pytest-benchmark cases.
 
-    pytest -m benchmark --grid local --benchmark-json results/local.json
-    pytest -m benchmark --grid smoke --spark-master standalone --impls scala,java
+    pytest -m grid --grid local --benchmark-json results/local.json
+    pytest -m grid --grid smoke --spark-master standalone --impls scala,java
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CASE_ARGS = ("impl", "api", "device", "cores", "data")  # plain values: they lan
 STANDALONE_SHAPE = ClusterShape(workers=2, cores_per_worker=max(1, (os.cpu_count() or 2) // 2))
 
 
-def _csv(kind: type = str):  # noqa: ANN202 - an argparse type
+def _csv(kind: type = str):
     def parse(text: str) -> list[Any]:
         return [kind(part.strip()) for part in text.split(",") if part.strip()]
 

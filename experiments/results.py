@@ -98,7 +98,7 @@ def load(paths: list[Path]) -> tuple[pd.DataFrame, list[Source]]:
     base = [_label(path, data) for path, data in raw]
     repeats = Counter(base)
     sources, rows = [], []
-    for (path, data), label in zip(raw, base):
+    for (path, data), label in zip(raw, base, strict=False):
         if repeats[label] > 1:
             label = f"{label} [{path.name}]"
         sources.append(Source(path, label, data["machine_info"], data.get("datetime", "")))

@@ -13,10 +13,8 @@ from typing import Any
 
 from experiments import rapids_explain
 from experiments.grid import TORCH_IMPLS, Case, Device
-from recommender import jvm
-from recommender.params import ALSParams
-from recommender.result import ResultLineError, parse_result_line
-from recommender.submit import (
+from recommender.launch import jvm
+from recommender.launch.submit import (
     LOOPBACK_MASTERS,
     PYTHON_ENTRY,
     TORCH_ENTRY,
@@ -25,6 +23,8 @@ from recommender.submit import (
     spark_submit,
     submit_env,
 )
+from recommender.params import ALSParams
+from recommender.result import ResultLineError, parse_result_line
 
 
 @dataclass(frozen=True)

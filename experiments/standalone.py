@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.submit import spark_bin, submit_env
+from recommender.launch.submit import spark_bin, submit_env
 
 
 @dataclass(frozen=True)

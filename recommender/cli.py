@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from recommender.data.formats import BadInputError
 from recommender.params import ALSParams
-from recommender.ratings_format import BadInputError
 from recommender.result import RunResult
 
 
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from recommender.sources import prepare
+    from recommender.data.sources import prepare
 
     prepared = prepare(args.name, args.data_dir, args.cache_dir)
     print(f"{prepared.name}: {prepared.ratings:,} ratings -> {prepared.csv}, {prepared.parquet}")
@@ -88,8 +88,8 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recommender.job import summary
-    from recommender.sources import prepare
+    from recommender.data.sources import prepare
+    from recommender.spark.job import summary
 
     params = params_from(args)
     prepared = prepare(args.data, args.data_dir, args.cache_dir)
@@ -104,11 +104,11 @@ def _run(args: argparse.Namespace) -> int:
 def _run_python(args: argparse.Namespace, params: ALSParams, csv: str, name: str) -> RunResult:
     """The in-process implementations: MLlib through PySpark, and the PyTorch engines."""
     if args.impl == "torch":
-        from recommender import torch_engine
+        from recommender.tensor import single as torch_engine
 
         return torch_engine.run(csv, params, args.device, args.skip_bad_rows, name)
-    from recommender import spark_session
-    from recommender.job import run_job
+    from recommender.spark import session as spark_session
+    from recommender.spark.job import run_job
 
     config = spark_session.SessionConfig(
         master=args.master,
@@ -119,7 +119,7 @@ def _run_python(args: argparse.Namespace, params: ALSParams, csv: str, name: str
     spark = spark_session.start(config)
     try:
         if args.impl == "torch-spark":
-            from recommender import torch_spark
+            from recommender.tensor import on_spark as torch_spark
 
             engine = functools.partial(torch_spark.run, device=args.device)
             return run_job(spark, csv, "df", params, name, args.skip_bad_rows, engine=engine,
@@ -133,7 +133,7 @@ def _run_jvm(args: argparse.Namespace, params: ALSParams, csv: str, name: str) -
     """Build the jar if needed and spark-submit it; its output, result line included, passes through."""
     import subprocess
 
-    from recommender import jvm
+    from recommender.launch import jvm
 
     if args.impl == "java" and args.api != "rdd":
         raise ValueError("the Java recommender implements the rdd API only")

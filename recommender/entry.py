@@ -14,8 +14,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender.cli import add_als_arguments, params_from  # noqa: E402
-from recommender.result import RunResult  # noqa: E402
+from recommender.cli import add_als_arguments, params_from
+from recommender.result import RunResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,8 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="data set name for the result line")
     args = parser.parse_args(argv)
 
-    from recommender import spark_session
-    from recommender.job import print_result, run_job
+    from recommender.spark import session as spark_session
+    from recommender.spark.job import print_result, run_job
 
     def compute() -> RunResult:
         params = params_from(args)

@@ -15,8 +15,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender.cli import add_als_arguments, params_from  # noqa: E402
-from recommender.result import RunResult  # noqa: E402
+from recommender.cli import add_als_arguments, params_from
+from recommender.result import RunResult
 
 IMPLS = {"tensor": "torch", "df": "torch-spark"}  # the API each PyTorch implementation uses
 
@@ -24,11 +24,12 @@ IMPLS = {"tensor": "torch", "df": "torch-spark"}  # the API each PyTorch impleme
 def run(args: argparse.Namespace) -> RunResult:
     params = params_from(args)
     if args.api == "tensor":
-        from recommender import torch_engine
+        from recommender.tensor import single as torch_engine
 
         return torch_engine.run(args.ratings, params, args.device, args.skip_bad_rows, args.data)
-    from recommender import spark_session, torch_spark
-    from recommender.job import run_job
+    from recommender.spark import session as spark_session
+    from recommender.spark.job import run_job
+    from recommender.tensor import on_spark as torch_spark
 
     config = spark_session.SessionConfig(master=None, driver_memory=None,
                                          checkpoint_dir=args.checkpoint_dir)
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from recommender.job import print_result
+    from recommender.spark.job import print_result
 
     return print_result(functools.partial(run, args))
 

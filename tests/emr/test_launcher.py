@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -64,7 +64,7 @@ class Cluster:
         self.aws, self.fail, self.interrupt = aws, fail, interrupt
         self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def backend_cluster(self):  # noqa: ANN201 - moto's own type
+    def backend_cluster(self):
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.emr.models import emr_backends
 
@@ -81,7 +81,7 @@ class Cluster:
         if self.interrupt:
             _thread.interrupt_main()  # what Ctrl-C does
             return
-        start = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+        start = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
         for n, step in enumerate(cluster.steps):
             step.start_date_time = start + timedelta(minutes=n)
             step.end_date_time = step.start_date_time + timedelta(seconds=40 + n)
@@ -112,7 +112,7 @@ def capture_requests(aws: Aws) -> dict[str, list[dict]]:
     """The exact parameters of every RunJobFlow and AddJobFlowSteps call, as boto3 sends them."""
     seen: dict[str, list[dict]] = {"RunJobFlow": [], "AddJobFlowSteps": []}
 
-    def record(params: dict, model, **_: object) -> None:  # noqa: ANN001
+    def record(params: dict, model, **_: object) -> None:
         seen.setdefault(model.name, []).append(params)
 
     aws.emr.meta.events.register("provide-client-params.emr.*", record)

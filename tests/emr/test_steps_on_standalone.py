@@ -13,10 +13,10 @@ from emr import steps
 from experiments import grid
 from experiments.grid import Case
 from experiments.standalone import standalone_cluster
-from recommender import jvm
+from recommender.data.sources import prepare
+from recommender.launch import jvm
+from recommender.launch.submit import spark_bin, submit_env
 from recommender.result import parse_result_line
-from recommender.sources import prepare
-from recommender.submit import spark_bin, submit_env
 
 pytestmark = [pytest.mark.emr, pytest.mark.spark, pytest.mark.slow]
 CASES = [Case("ml-100k", "cpu", "python", "rdd", 2), Case("ml-100k", "cpu", "java", "rdd", 2)]

@@ -1,6 +1,6 @@
 package als
 
-/** The rules every implementation shares with recommender/ratings_format.py and split.py:
+/** The rules every implementation shares with recommender/data/formats.py and split.py:
   * the same line checks with the same messages, and the same seeded holdout hash. */
 object Rules {
   val IntPattern = "^-?[0-9]+$"

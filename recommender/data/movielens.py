@@ -1,0 +1,94 @@
+"""The MovieLens data sets: where GroupLens publishes each one, its ratings file, and its counts.
+
+Counts are those of the ratings file (ALS sees only rated movies): the number of ratings and of
+users as GroupLens' READMEs publish them, and the number of distinct rated movies, which is
+smaller than the catalogue count in the README for every set but ml-100k. After parsing, all
+three are checked, so a truncated or wrong file is an error rather than a smaller data set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from recommender.data.formats import ML_100K_TSV, ML_CSV, ML_DAT, RatingsFormat
+
+BASE_URL = "https://files.grouplens.org/datasets/movielens"
+
+
+@dataclass(frozen=True)
+class MovieLensSet:
+    """One published MovieLens data set."""
+
+    name: str
+    folder: str  # the folder inside the zip
+    ratings_file: str
+    fmt: RatingsFormat
+    ratings: int
+    users: int
+    movies: int  # distinct rated movies in the ratings file
+    half_stars: bool  # 0.5 .. 5 in half steps; otherwise whole stars 1 .. 5
+
+    @property
+    def url(self) -> str:
+        return f"{BASE_URL}/{self.name}.zip"
+
+    @property
+    def md5_url(self) -> str:
+        """GroupLens publishes an MD5 sum beside each zip."""
+        return f"{self.url}.md5"
+
+    @property
+    def member(self) -> str:
+        """The ratings file's path inside the zip."""
+        return f"{self.folder}/{self.ratings_file}"
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        return (0.5, 5.0) if self.half_stars else (1.0, 5.0)
+
+
+SETS: dict[str, MovieLensSet] = {
+    s.name: s
+    for s in (
+        MovieLensSet("ml-100k", "ml-100k", "u.data", ML_100K_TSV, 100_000, 943, 1_682, False),
+        MovieLensSet("ml-1m", "ml-1m", "ratings.dat", ML_DAT, 1_000_209, 6_040, 3_706, False),
+        MovieLensSet("ml-10m", "ml-10M100K", "ratings.dat", ML_DAT, 10_000_054, 69_878, 10_677, True),
+        MovieLensSet("ml-20m", "ml-20m", "ratings.csv", ML_CSV, 20_000_263, 138_493, 26_744, True),
+        MovieLensSet("ml-25m", "ml-25m", "ratings.csv", ML_CSV, 25_000_095, 162_541, 59_047, True),
+        MovieLensSet("ml-32m", "ml-32m", "ratings.csv", ML_CSV, 32_000_204, 200_948, 84_432, True),
+        MovieLensSet(
+            "ml-latest-small", "ml-latest-small", "ratings.csv", ML_CSV, 100_836, 610, 9_724, True
+        ),
+    )
+}
+
+
+def get_set(name: str) -> MovieLensSet:
+    """The registry entry for `name`, or an error listing the known names."""
+    try:
+        return SETS[name]
+    except KeyError:
+        known = ", ".join(SETS)
+        raise ValueError(f"unknown MovieLens data set {name!r}; known: {known}") from None
+
+
+def check_counts(spec: MovieLensSet, frame: pd.DataFrame, source: str) -> None:
+    """Raise if the parsed ratings do not have the published counts and rating scale."""
+    found = {
+        "ratings": len(frame),
+        "users": int(frame["user"].nunique()),
+        "movies": int(frame["item"].nunique()),
+    }
+    expected = {"ratings": spec.ratings, "users": spec.users, "movies": spec.movies}
+    wrong = [f"{k}: expected {expected[k]:,}, found {found[k]:,}" for k in expected if found[k] != expected[k]]
+    low, high = spec.rating_range
+    ratings = frame["rating"]
+    if ratings.min() < low or ratings.max() > high:
+        wrong.append(f"ratings outside {low}..{high}: min {ratings.min()}, max {ratings.max()}")
+    if wrong:
+        raise ValueError(
+            f"{source} does not match the published {spec.name} ({'; '.join(wrong)}); "
+            "the file is truncated, altered or not that data set"
+        )

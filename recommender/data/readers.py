@@ -1,0 +1,147 @@
+"""Reading and writing ratings files on the driver, with pandas and pyarrow.
+
+The fast path lets pandas parse the whole file; only when it fails or finds a suspect value is the
+file read again line by line, so that the error names the exact line and problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from recommender.data.formats import (
+    INT32_MAX,
+    STUDY_CSV,
+    BadInputError,
+    RatingsFormat,
+    line_problem,
+    parse_line,
+)
+
+USER, ITEM, RATING = "user", "item", "rating"
+COLUMNS = (USER, ITEM, RATING)
+MAX_REPORTED = 10
+
+
+@dataclass
+class ReadResult:
+    """Ratings read from one file, with what was skipped when skipping was allowed."""
+
+    frame: pd.DataFrame
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def check_readable(path: str | os.PathLike[str]) -> Path:
+    """The path, if it names a non-empty file; otherwise a clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise BadInputError(str(p), "file does not exist")
+    if not p.is_file():
+        raise BadInputError(str(p), "is not a file")
+    if p.stat().st_size == 0:
+        raise BadInputError(str(p), "file is empty")
+    return p
+
+
+def read_ratings(
+    path: str | os.PathLike[str], fmt: RatingsFormat = STUDY_CSV, skip_bad_rows: bool = False
+) -> ReadResult:
+    """All ratings in a file as (user int32, item int32, rating float32) columns."""
+    p = check_readable(path)
+    frame = _read_fast(p, fmt)
+    if frame is not None:
+        return ReadResult(frame)
+    return _read_checked(p, fmt, skip_bad_rows)
+
+
+def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
+    """Parse with pandas' C reader; None when anything looks wrong, for the checked path to explain."""
+    source: str | io.BytesIO = str(path)
+    sep = fmt.sep
+    if len(sep) > 1:  # the C reader takes one-character separators only
+        source = io.BytesIO(path.read_bytes().replace(sep.encode(), b"\t"))
+        sep = "\t"
+    # One column more than the format has: pandas would otherwise shift a line with an extra field.
+    names = [USER, ITEM, RATING] + [f"extra{i}" for i in range(fmt.fields - 3)] + ["overflow"]
+    try:
+        frame = pd.read_csv(
+            source,
+            sep=sep,
+            header=0 if fmt.header else None,
+            names=names,  # no usecols: with it pandas 2.3 rejects every line that lacks the overflow
+            dtype={USER: np.int64, ITEM: np.int64, RATING: np.float64, "overflow": object},
+            skip_blank_lines=False,
+            engine="c",
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if frame["overflow"].notna().any():
+        return None
+    frame = frame[[USER, ITEM, RATING]]
+    ids = frame[[USER, ITEM]].to_numpy()
+    if len(frame) == 0 or (ids < 0).any() or (ids > INT32_MAX).any():
+        return None
+    if not np.isfinite(frame[RATING].to_numpy()).all():
+        return None
+    return frame.astype({USER: np.int32, ITEM: np.int32, RATING: np.float32})
+
+
+def _read_checked(path: Path, fmt: RatingsFormat, skip_bad_rows: bool) -> ReadResult:
+    """Read line by line, naming the first bad line, or skipping and counting bad lines."""
+    users: list[int] = []
+    items: list[int] = []
+    ratings: list[float] = []
+    problems: list[str] = []
+    skipped = 0
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and fmt.header:
+                continue
+            line = raw.rstrip("\r\n")
+            problem = line_problem(line, fmt)
+            if problem is not None:
+                if not skip_bad_rows:
+                    raise BadInputError(str(path), problem, line=number)
+                skipped += 1
+                if len(problems) < MAX_REPORTED:
+                    problems.append(f"line {number}: {problem}")
+                continue
+            u, i, r = parse_line(line, fmt)
+            users.append(u)
+            items.append(i)
+            ratings.append(r)
+    if not users:
+        raise BadInputError(str(path), "no valid ratings", skipped=skipped)
+    frame = pd.DataFrame(
+        {
+            USER: np.asarray(users, dtype=np.int32),
+            ITEM: np.asarray(items, dtype=np.int32),
+            RATING: np.asarray(ratings, dtype=np.float32),
+        }
+    )
+    return ReadResult(frame, skipped, problems)
+
+
+def write_study_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write `userId,movieId,rating` lines with no header, atomically."""
+    table = pa.Table.from_pandas(frame[list(COLUMNS)], preserve_index=False)
+    tmp = path.with_name(path.name + ".tmp")
+    pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(include_header=False))
+    tmp.replace(path)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write the three rating columns to Parquet, atomically."""
+    table = pa.Table.from_pandas(frame[list(COLUMNS)], preserve_index=False)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)

@@ -1,0 +1,189 @@
+"""Turning a data name into ratings files ready for Spark, each conversion cached and reused.
+
+A name is a MovieLens set (`ml-20m`), a synthetic preset (`synthetic:ml-20m` or
+`synthetic:ml-20m:SEED`), or the path of a ratings file in the study's format. MovieLens sets are
+taken from the mirror folder when one is configured (extracted folder or zip), else from the
+cache, else downloaded from GroupLens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from recommender.data.download import download
+from recommender.data.movielens import MovieLensSet, check_counts, get_set
+from recommender.data.readers import read_ratings, write_parquet, write_study_csv
+from recommender.data.synthetic import generate, preset
+
+DATA_DIR_ENV = "RECOMMENDER_DATA_DIR"
+CACHE_DIR_ENV = "RECOMMENDER_CACHE_DIR"
+SYNTHETIC = "synthetic:"
+PREP_VERSION = 1  # bump when the prepared files' content would change
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A data set in the study's CSV format and in Parquet, with its counts."""
+
+    name: str
+    csv: str
+    parquet: str | None
+    ratings: int | None
+    users: int | None
+    items: int | None
+    source: str
+    oracle_mse: float | None = None  # synthetic data only: the noise floor
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "als-benchmark"
+
+
+def default_data_dir() -> Path | None:
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> Prepared:
+    """The ratings files for `name`, converted (or generated) once and cached."""
+    data_dir = data_dir if data_dir is not None else default_data_dir()
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    if name.startswith(SYNTHETIC):
+        return _prepare_synthetic(name, cache_dir)
+    if name.startswith("ml-"):
+        return _prepare_movielens(get_set(name), data_dir, cache_dir)
+    path = Path(name)
+    return Prepared(name, str(path), None, None, None, None, source=str(path))
+
+
+def stored_locally(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> bool:
+    """Whether MovieLens set `name` can be prepared without a download (mirror or cache)."""
+    spec = get_set(name)
+    data_dir = data_dir if data_dir is not None else default_data_dir()
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    places = [cache_dir / "downloads" / f"{spec.name}.zip"]
+    if data_dir is not None:
+        places += [data_dir / f / spec.ratings_file for f in (spec.name, spec.folder)]
+        places.append(data_dir / f"{spec.name}.zip")
+    return any(place.exists() for place in places)
+
+
+def locate_raw(spec: MovieLensSet, data_dir: Path | None, cache_dir: Path) -> Path:
+    """The ratings file of `spec`: mirror folder, mirror zip, cached zip, or a fresh download."""
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise FileNotFoundError(f"MovieLens mirror folder {data_dir} does not exist")
+        for folder in dict.fromkeys((spec.name, spec.folder)):
+            candidate = data_dir / folder / spec.ratings_file
+            if candidate.is_file():
+                return candidate
+        if (data_dir / f"{spec.name}.zip").is_file():
+            return _extract(data_dir / f"{spec.name}.zip", spec, cache_dir)
+    cached_zip = cache_dir / "downloads" / f"{spec.name}.zip"
+    if not cached_zip.exists():
+        if data_dir is not None:
+            print(f"{spec.name} is not in the mirror {data_dir}; downloading {spec.url}")
+        download(spec.url, cached_zip, spec.md5_url)
+    return _extract(cached_zip, spec, cache_dir)
+
+
+def _extract(archive: Path, spec: MovieLensSet, cache_dir: Path) -> Path:
+    """Extract the ratings member of `archive` into the cache (atomically) and return its path."""
+    dest = cache_dir / "raw" / spec.name / spec.ratings_file
+    if dest.exists() and dest.stat().st_mtime >= archive.stat().st_mtime:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(spec.member) as src, tmp.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except KeyError:
+        raise ValueError(f"{archive} has no {spec.member}: not the {spec.name} zip") from None
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{archive} is not a valid zip: {error}") from None
+    tmp.replace(dest)
+    return dest
+
+
+def _fingerprint(path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _cached(folder: Path, key: dict[str, object]) -> Prepared | None:
+    meta = folder / "meta.json"
+    if not meta.exists():
+        return None
+    stored = json.loads(meta.read_text())
+    if stored.get("key") != key:
+        return None
+    prepared = Prepared(**stored["prepared"])
+    return prepared if Path(prepared.csv).exists() else None
+
+
+def _store(folder: Path, key: dict[str, object], prepared: Prepared) -> Prepared:
+    meta = folder / "meta.json"
+    tmp = meta.with_name("meta.json.tmp")
+    tmp.write_text(json.dumps({"key": key, "prepared": asdict(prepared)}, indent=2))
+    tmp.replace(meta)
+    return prepared
+
+
+def _prepare_movielens(spec: MovieLensSet, data_dir: Path | None, cache_dir: Path) -> Prepared:
+    raw = locate_raw(spec, data_dir, cache_dir)
+    folder = cache_dir / "prepared" / spec.name
+    key = {"version": PREP_VERSION, "source": _fingerprint(raw)}
+    hit = _cached(folder, key)
+    if hit is not None:
+        return hit
+    started = time.perf_counter()
+    frame = read_ratings(raw, spec.fmt).frame
+    check_counts(spec, frame, str(raw))
+    folder.mkdir(parents=True, exist_ok=True)
+    csv, parquet = folder / "ratings.csv", folder / "ratings.parquet"
+    write_study_csv(frame, csv)
+    write_parquet(frame, parquet)
+    print(f"prepared {spec.name} from {raw} in {time.perf_counter() - started:.1f} s")
+    prepared = Prepared(
+        spec.name, str(csv), str(parquet), spec.ratings, spec.users, spec.movies, source=str(raw)
+    )
+    return _store(folder, key, prepared)
+
+
+def parse_synthetic(name: str) -> tuple[str, int]:
+    """(preset, seed) of `synthetic:PRESET[:SEED]`."""
+    parts = name[len(SYNTHETIC) :].split(":")
+    if len(parts) > 2 or not parts[0]:
+        raise ValueError(f"{name!r}: expected synthetic:PRESET or synthetic:PRESET:SEED")
+    if len(parts) == 2 and not parts[1].isdigit():
+        raise ValueError(f"{name!r}: the seed {parts[1]!r} is not a non-negative integer")
+    return parts[0], int(parts[1]) if len(parts) == 2 else 0
+
+
+def _prepare_synthetic(name: str, cache_dir: Path) -> Prepared:
+    preset_name, seed = parse_synthetic(name)
+    spec = preset(preset_name, seed)
+    folder = cache_dir / "synthetic" / f"{preset_name}-seed{seed}"
+    key = {"version": PREP_VERSION, "spec": asdict(spec)}
+    hit = _cached(folder, key)
+    if hit is not None:
+        return hit
+    started = time.perf_counter()
+    data = generate(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv, parquet = folder / "ratings.csv", folder / "ratings.parquet"
+    write_study_csv(data.frame, csv)
+    write_parquet(data.frame, parquet)
+    print(f"generated {name} in {time.perf_counter() - started:.1f} s")
+    prepared = Prepared(
+        name, str(csv), str(parquet), spec.ratings, spec.users, spec.items,
+        source=f"generator {asdict(spec)}", oracle_mse=data.oracle_mse,
+    )
+    return _store(folder, key, prepared)

@@ -1,0 +1,111 @@
+"""The single-node PyTorch recommender (`impl torch`): the same data, split, phases and result line.
+
+load: parse the file (pandas, the shared bad-input rules) and split it. fit: index the ids, group
+the ratings both ways and train (`torch_als`). predict and evaluate: every training and holdout
+pair. On CUDA each phase ends with a device synchronisation, so queued GPU work counts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+
+from recommender.data.formats import STUDY_CSV
+from recommender.data.readers import ITEM, RATING, USER, read_ratings
+from recommender.params import ALSParams
+from recommender.result import Counts, Metrics, RunResult, SparkInfo
+from recommender.spark.loading import local_size
+from recommender.split import holdout_hash, threshold
+from recommender.tensor import als as torch_als
+from recommender.timing import PhaseTimer
+
+
+def device_of(name: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, checked against what this process can use."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build or machine has no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N")
+    return device
+
+
+def compact(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, each id's index among them), in linear time for dense id ranges."""
+    top = int(ids.max()) if len(ids) else 0
+    if top > 50 * max(len(ids), 1):  # sparse id space: sort instead of a lookup table
+        distinct, index = np.unique(ids, return_inverse=True)
+        return distinct, index.astype(np.int32)
+    present = np.zeros(top + 1, dtype=bool)
+    present[ids] = True
+    lookup = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present), lookup[ids].astype(np.int32)
+
+
+def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each of `ids` in sorted `distinct`, or -1 where absent (cold start)."""
+    pos = np.searchsorted(distinct, ids).clip(0, max(len(distinct) - 1, 0))
+    found = (distinct[pos] == ids) if len(distinct) else np.zeros(len(ids), bool)
+    return np.where(found, pos, -1).astype(np.int64)
+
+
+def _errors(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
+    diff = pred.double() - truth.double()
+    return float((diff * diff).sum()), float(diff.abs().sum())
+
+
+def run(path: str, params: ALSParams, device_name: str = "cpu", skip_bad_rows: bool = False,
+        data_name: str | None = None) -> RunResult:
+    device = device_of(device_name)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    timer = PhaseTimer()
+    with timer.phase("load"):
+        read = read_ratings(path, STUDY_CSV, skip_bad_rows)
+        users = read.frame[USER].to_numpy(np.int64)
+        items = read.frame[ITEM].to_numpy(np.int64)
+        ratings = read.frame[RATING].to_numpy(np.float32)
+        held = (holdout_hash(users, items, params.seed) < threshold(params.holdout)
+                if params.holdout else np.zeros(len(users), dtype=bool))
+
+    with timer.phase("fit"):
+        user_ids, train_u = compact(users[~held])
+        item_ids, train_i = compact(items[~held])
+        tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
+        tr = torch.from_numpy(ratings[~held]).to(device)
+        model = torch_als.fit(tu, ti, tr, len(user_ids), len(item_ids), params)
+        torch_als.synchronize(device)
+
+    with timer.phase("predict"):
+        train_pred = model.predict(tu, ti)
+        hu, hi = lookup(user_ids, users[held]), lookup(item_ids, items[held])
+        known = (hu >= 0) & (hi >= 0)
+        hold_pred = model.predict(torch.from_numpy(hu[known]).to(device),
+                                  torch.from_numpy(hi[known]).to(device))
+        torch_als.synchronize(device)
+
+    with timer.phase("evaluate"):
+        train_sq, _ = _errors(train_pred, tr)
+        hold_sq, hold_abs = _errors(hold_pred, torch.from_numpy(ratings[held][known]).to(device))
+        n_hold = int(known.sum())
+        metrics = Metrics(train_sq / len(tr))
+        if params.holdout and n_hold:
+            metrics = Metrics(metrics.train_mse, (hold_sq / n_hold) ** 0.5, hold_abs / n_hold)
+
+    counts = Counts(
+        ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
+        items=len(np.unique(items)), train=len(tr), holdout=int(held.sum()),
+        train_predictions=len(train_pred), holdout_predictions=n_hold,
+    )
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    return RunResult(
+        impl="torch", api="tensor", data=data_name or path, input=path, input_bytes=local_size(path),
+        params=asdict(params) | {"blocks": 1}, counts=counts, metrics=metrics,
+        phases={k: round(v, 4) for k, v in timer.seconds.items()} | {"total": round(timer.total, 4)},
+        spark=SparkInfo(version=f"torch-{torch.__version__}", master=f"torch:{device}", app_id=f"pid-{os.getpid()}",
+                        default_parallelism=threads),
+        started_at=started_at, skipped_examples=read.problems[:10],
+    )

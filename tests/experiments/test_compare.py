@@ -1,0 +1,157 @@
+"""The compare script: tables, ratios, plots and bad input, on results built like the grid's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from experiments import compare, plots, results, runner, tables
+from experiments.grid import Case
+from recommender.launch.submit import Launch
+from recommender.result import Counts, Metrics, RunResult, SparkInfo
+
+pytestmark = pytest.mark.unit
+
+
+def result_line(case: Case, seconds: float, mse: float = 0.6) -> dict:
+    """A result line as an implementation prints it, with phases adding up to 80% of `seconds`."""
+    phases = {"load": 0.1 * seconds, "fit": 0.3 * seconds, "predict": 0.3 * seconds,
+              "evaluate": 0.1 * seconds}
+    run = RunResult(
+        impl=case.impl, api=case.api, data=case.data, input="/c/prepared/x/ratings.csv",
+        input_bytes=2_000_000, params={"rank": 8}, counts=Counts(100_000, 0, 943, 1682, 100_000, 0,
+                                                                  100_000, 0),
+        metrics=Metrics(mse), phases=phases | {"total": sum(phases.values())},
+        spark=SparkInfo("4.1.1", f"local[{case.cores}]", "local-1", case.cores), started_at="",
+    )
+    return asdict(run)
+
+
+EXPLAIN = [  # spark-rapids' documented explain format (see tests/experiments/test_rapids_explain.py)
+    "ALS_PHASE load begin",
+    "*Exec <FileSourceScanExec> will run on GPU",
+    "ALS_PHASE predict begin",
+    "!Exec <ProjectExec> cannot run on GPU because not all expressions can be replaced",
+]
+
+
+def write_results(path: Path, times: dict[Case, list[float]], label: str | None = "box") -> Path:
+    """A pytest-benchmark file with the grid's extra_info, as the grid test writes it."""
+    benchmarks = []
+    for case, rounds in times.items():
+        explain = EXPLAIN if case.device == "gpu" else []
+        runs = [runner.CaseRun(result_line(case, t), t, explain) for t in rounds]
+        launch = Launch(master="local", cores=case.cores, confs={"spark.sql.shuffle.partitions": "4"})
+        mean = sum(rounds) / len(rounds)
+        benchmarks.append({
+            "group": case.data, "name": f"test_case[{case.id}]", "fullname": case.id,
+            "params": {"impl": case.impl}, "extra_info": runner.extra_info(case, runs, ["spark-submit", "x"], launch),
+            "stats": {"min": min(rounds), "max": max(rounds), "mean": mean, "stddev": 0.0,
+                      "rounds": len(rounds), "median": mean, "ops": 1 / mean},
+        })
+    machine = {"node": "n1", "als": {"label": label, "cpu_model": "cpu", "gpus": []} if label else {}}
+    path.write_text(json.dumps({"machine_info": machine, "benchmarks": benchmarks,
+                                "datetime": "2026-11-24T10:00:00", "version": "5.2.3"}))
+    return path
+
+
+SWEEP = {
+    Case("ml-100k", "cpu", "python", "rdd", 1): [100.0, 102.0],
+    Case("ml-100k", "cpu", "python", "rdd", 2): [60.0],
+    Case("ml-100k", "cpu", "scala", "rdd", 1): [50.0],
+    Case("ml-100k", "cpu", "scala", "rdd", 2): [30.0],
+    Case("ml-100k", "cpu", "python", "df", 2): [20.0],
+    Case("ml-1m", "cpu", "python", "df", 2): [40.0],
+    Case("ml-1m", "gpu", "python", "df", 2): [32.0],
+}
+
+
+def test_study_tables_speedup_and_ratios(tmp_path: Path) -> None:
+    frame, _ = results.load([write_results(tmp_path / "a.json", SWEEP)])
+    study = tables.study_tables(frame)
+    python = study[("box", "python", "cpu")]
+    rdd2 = python[(python.api == "rdd") & (python.cores == 2)].iloc[0]
+    assert rdd2["speedup vs 1 core"] == pytest.approx(101.0 / 60.0)
+    assert rdd2["time (s)"] == 60.0 and rdd2["MSE"] == 0.6
+    language = tables.ratio(frame, "impl", "python", "scala")
+    assert sorted(language["python/scala"]) == pytest.approx([2.0, 101.0 / 50.0])
+    api = tables.ratio(frame, "api", "rdd", "df")
+    assert list(api["rdd/df"]) == [3.0]
+    assert list(tables.ratio(frame, "device", "cpu", "gpu")["cpu/gpu"]) == [1.25]
+    gpu = tables.gpu_operators(frame)
+    assert list(gpu.phase) == ["load", "predict"]
+    assert list(gpu["on GPU"]) == ["FileSourceScanExec", ""]
+    assert list(gpu["on CPU (why)"]) == ["", "ProjectExec (not all expressions can be replaced)"]
+    throughput = tables.throughput(frame)
+    big = throughput[throughput.data == "ml-1m"].iloc[0]
+    assert big["ratings/s"] == pytest.approx(100_000 / 40.0) and big["MB/s"] == pytest.approx(2 / 40.0)
+    phases = tables.phases(frame)
+    row = phases[(phases.impl == "scala") & (phases.cores == 2)].iloc[0]
+    assert row["fit (s)"] == pytest.approx(9.0) and row["startup+other (s)"] == pytest.approx(6.0)
+
+
+def test_files_from_two_machines_stay_apart(tmp_path: Path) -> None:
+    a = write_results(tmp_path / "a.json", SWEEP, label="laptop")
+    b = write_results(tmp_path / "b.json", {k: [t / 4 for t in v] for k, v in SWEEP.items()}, label="emr")
+    frame, sources = results.load([a, b])
+    assert [s.label for s in sources] == ["laptop", "emr"]
+    assert len(frame) == 2 * len(SWEEP)
+    speed = tables.study_tables(frame)
+    assert speed[("emr", "python", "cpu")]["time (s)"].iloc[0] == pytest.approx(
+        speed[("laptop", "python", "cpu")]["time (s)"].iloc[0] / 4)
+    same = results.load([a, write_results(tmp_path / "c.json", SWEEP, label="laptop")])[1]
+    assert [s.label for s in same] == ["laptop [a.json]", "laptop [c.json]"]
+
+
+def test_report_and_plots_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    rc = compare.main([str(write_results(tmp_path / "a.json", SWEEP)), "--out", str(out)])
+    assert rc == 0
+    text = (out / "report.md").read_text()
+    assert "### python · cpu · box" in text and "Scala over Python 2.01×" in text
+    assert "speedup vs 1 core" in text and "`spark-submit x`" in text
+    assert "DataFrame over RDD 3.00×" in text and "GPU over CPU 1.25×" in text
+    assert "ProjectExec (not all expressions can be replaced)" in text
+    for name in ("runtime_vs_cores", "speedup_vs_cores", "throughput_vs_size", "phases"):
+        png = out / f"{name}.png"
+        with Image.open(png) as image:
+            image.verify()
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.size == plots.SIZE_PX
+            assert len(set(image.convert("L").getdata())) > 10, f"{name}.png is blank"
+        assert f"]({name}.png)" in text
+    for name in ("cases", "throughput", "scala_over_python", "phases"):
+        assert (out / f"{name}.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "is empty"),
+        ("{not json", "is not valid JSON (line 1, column 2"),
+        ('{"rows": []}', "is not a pytest-benchmark JSON file"),
+        ('{"machine_info": {}, "benchmarks": []}', "has no benchmark cases"),
+        ('{"machine_info": {}, "benchmarks": [{"name": "test_x", "stats": {}}]}',
+         "case test_x has no ALS result"),
+    ],
+)
+def test_bad_results_files_are_named(tmp_path: Path, content: str, problem: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(results.ResultsFileError) as error:
+        results.load([path])
+    assert str(error.value).startswith(f"{path}: ") and problem in str(error.value)
+    assert compare.main([str(path), "--out", str(tmp_path / "r")]) == 2
+    assert f"error: {path}: " in capsys.readouterr().err
+
+
+def test_commands_are_shortened_for_reading() -> None:
+    cmd = "/v/lib/pyspark/bin/spark-submit --master local[2] /w/main/recommender/entry.py " \
+          "/home/u/.cache/als-benchmark/prepared/ml-100k/ratings.csv --api rdd"
+    assert compare.short_command(cmd) == ("spark-submit --master local[2] recommender/entry.py "
+                                          "$CACHE/prepared/ml-100k/ratings.csv --api rdd")

@@ -1,0 +1,124 @@
+"""Expanding grid.toml into cases, and the spark-submit command lines the cases run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments import grid, runner
+from experiments.grid import Case, Selection
+from recommender.launch.submit import Launch, resource_args, spark_submit
+from recommender.params import ALSParams
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> grid.Catalogue:
+    return grid.load()
+
+
+def test_every_grid_in_the_file_expands(catalogue: grid.Catalogue) -> None:
+    for name, chosen in catalogue.grids.items():
+        cases = grid.expand(catalogue, chosen, max_cores=8)
+        assert cases, name
+        assert len(set(cases)) == len(cases), f"{name} repeats a case"
+        assert all(c.api in grid.IMPL_APIS[c.impl] for c in cases), "an implementation's own APIs only"
+        assert chosen.params.rank == (10 if name == "engines" else 8)
+
+
+def test_the_study_grid_is_the_papers_sweeps(catalogue: grid.Catalogue) -> None:
+    cases = grid.expand(catalogue, catalogue.grid("study"), max_cores=8)
+    gpu_cores = {c.cores for c in cases if c.device == "gpu"}
+    sizes = {c.data for c in cases if c.device == "cpu" and c.cores == 8}
+    assert gpu_cores == {1, 2, 4, 8}
+    assert {"ml-100k", "ml-1m", "ml-20m", "ml-25m"} <= sizes
+    assert catalogue.params == ALSParams(rank=8, iterations=15, reg=0.01, seed=42, holdout=0.0)
+
+
+def test_cores_beyond_the_machine_are_dropped_and_all_means_every_core(catalogue: grid.Catalogue) -> None:
+    cases = grid.expand(catalogue, catalogue.grid("study"), max_cores=2)
+    assert {c.cores for c in cases} == {1, 2}
+    sizes = {c.data for c in cases if c.cores == 2}
+    assert "ml-25m" in sizes  # the data-set sweep's "all" became 2
+
+
+def test_the_local_grid_stays_small(catalogue: grid.Catalogue) -> None:
+    cases = grid.expand(catalogue, catalogue.grid("local"), max_cores=2)
+    assert {c.device for c in cases} == {"cpu"}
+    assert {c.data for c in cases} == {"ml-100k", "ml-1m"}
+    # 5 MLlib implementation/API pairs: 1M on 1 and 2 cores, 100k on 2; both PyTorch engines on both
+    assert len(cases) == 5 * 3 + 2 * 2
+    assert {(c.impl, c.api) for c in cases if c.impl.startswith("torch")} == {
+        ("torch", "tensor"), ("torch-spark", "df")}
+
+
+def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
+    selection = Selection(impls=["scala"], apis=["rdd"], cores=[1])
+    cases = grid.expand(catalogue, catalogue.grid("study"), 8, selection, lambda d: f"synthetic:{d}")
+    assert cases and all(c.impl == "scala" and c.api == "rdd" and c.cores == 1 for c in cases)
+    assert all(c.data.startswith("synthetic:ml-") for c in cases)
+
+
+def test_bad_grid_files_name_the_file_and_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "grid.toml"
+    path.write_text("[experiments.x]\nimpls = ['python']\n")
+    with pytest.raises(grid.GridError, match=r"grid\.toml: experiment 'x' lacks \['apis'"):
+        grid.load(path)
+    path.write_text("[grids.g]\nexperiments.nope = {}\n")
+    with pytest.raises(grid.GridError, match="unknown experiment 'nope'"):
+        grid.load(path)
+    path.write_text("[params]\nrnak = 3\n")
+    with pytest.raises(grid.GridError, match=r"unknown keys \['rnak'\]"):
+        grid.load(path)
+    path.write_text("[params\n")
+    with pytest.raises(grid.GridError, match="grid.toml"):
+        grid.load(path)
+    with pytest.raises(grid.GridError, match="unknown grid 'nope'"):
+        grid.load().grid("nope")
+
+
+def test_gpu_cases_share_one_gpu_between_the_cores(catalogue: grid.Catalogue) -> None:
+    gpu = catalogue.devices["gpu"]
+    assert gpu.confs_for(4)["spark.task.resource.gpu.amount"] == "0.25"
+    assert gpu.confs_for(1)["spark.task.resource.gpu.amount"] == "1"
+    assert gpu.confs_for(2)["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
+    assert gpu.confs_for(2)["spark.rapids.sql.explain"] == "ALL"
+    assert "spark.task.resource.gpu.amount" not in catalogue.devices["cpu"].confs_for(4)
+    local = gpu.confs_for(2, local=True)  # local mode schedules no GPU resources: asking hangs
+    assert not [k for k in local if ".resource." in k] and local["spark.plugins"]
+    case = Case("ml-100k", "gpu", "python", "df", 2)
+    with pytest.raises(runner.CaseFailed, match="spark-rapids jar"):
+        runner.launch_for(case, runner.Target(), gpu)
+    launch = runner.launch_for(case, runner.Target(master="yarn", rapids_jar="/x/rapids.jar"), gpu)
+    cmd = spark_submit(launch, ["app.py"], [])
+    assert "/x/rapids.jar" in cmd and "spark.task.resource.gpu.amount=0.5" in cmd
+
+
+@pytest.mark.parametrize(
+    ("master", "expected"),
+    [
+        ("local", ["--master", "local[3]"]),
+        ("spark://10.0.0.1:7077", ["--master", "spark://10.0.0.1:7077", "--executor-memory", "2g",
+                                   "--total-executor-cores", "3"]),
+        ("yarn", ["--master", "yarn", "--executor-memory", "2g", "--num-executors", "1",
+                  "--executor-cores", "3"]),
+    ],
+)
+def test_cores_become_the_masters_own_resource_options(master: str, expected: list[str]) -> None:
+    assert resource_args(Launch(master=master, cores=3, executor_memory="2g")) == expected
+
+
+def test_a_case_command_carries_every_shared_argument(catalogue: grid.Catalogue) -> None:
+    case = Case("ml-100k", "cpu", "python", "rdd", 2)
+    launch = runner.launch_for(case, runner.Target(), catalogue.devices["cpu"])
+    cmd = runner.command(case, "/d/ratings.csv", catalogue.params, launch)
+    assert cmd[0].endswith("spark-submit") and "local[2]" in cmd
+    assert cmd[cmd.index("--iterations") + 1] == "15" and cmd[cmd.index("--reg") + 1] == "0.01"
+    assert "spark.sql.shuffle.partitions=4" in cmd and "spark.driver.host=127.0.0.1" in cmd
+    assert cmd[cmd.index("--data") + 1] == "ml-100k"
+    scala = runner.command(Case("ml-100k", "cpu", "scala", "df", 2), "/d/r.csv", catalogue.params, launch)
+    assert scala[scala.index("--class") + 1] == "als.RecommenderScala"
+    shared = cmd[cmd.index("/d/ratings.csv") + 1:]
+    assert scala[scala.index("/d/r.csv") + 1:] == [a if a != "rdd" else "df" for a in shared]

@@ -1,0 +1,89 @@
+"""The PyTorch ALS solver against a direct solve of MLlib's normal equations, and its convergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender.params import ALSParams
+
+torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
+import itertools
+
+from recommender.tensor import als as torch_als  # noqa: E402
+from recommender.tensor import single as torch_engine  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+
+def random_ratings(n_users: int, n_items: int, density: float, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    users, items = np.nonzero(mask)
+    return users.astype(np.int32), items.astype(np.int32), rng.uniform(1, 5, len(users)).astype(np.float32)
+
+
+def objective(model: torch_als.Model, u: np.ndarray, i: np.ndarray, r: np.ndarray, reg: float) -> float:
+    """MLlib's explicit ALS objective: squared error plus reg * n_x * |x|^2 on both sides."""
+    x, y = model.users.double().numpy(), model.items.double().numpy()
+    err = ((x[u] * y[i]).sum(1) - r) ** 2
+    n_u, n_i = np.bincount(u, minlength=len(x)), np.bincount(i, minlength=len(y))
+    return float(err.sum() + reg * ((n_u * (x**2).sum(1)).sum() + (n_i * (y**2).sum(1)).sum()))
+
+
+def test_each_row_solves_mllibs_normal_equations() -> None:
+    u, i, r = random_ratings(30, 20, 0.4, 0)
+    fixed = torch.randn(20, 4, generator=torch.Generator().manual_seed(1))
+    reg = 0.3
+    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 30, 20)
+    solved = torch_als.solve_side(side, fixed, reg).double().numpy()
+    y = fixed.double().numpy()
+    for row in range(30):
+        cols = i[u == row]
+        a = y[cols].T @ y[cols] + reg * len(cols) * np.eye(4)
+        expected = np.linalg.solve(a, y[cols].T @ r[u == row])
+        np.testing.assert_allclose(solved[row], expected, rtol=2e-4, atol=2e-5)
+
+
+def test_rows_without_ratings_get_zero_factors() -> None:
+    side = torch_als.make_side(torch.tensor([0, 0, 2], dtype=torch.int32), torch.tensor([0, 1, 1], dtype=torch.int32),
+                               torch.tensor([4.0, 3.0, 5.0]), 4, 2)
+    solved = torch_als.solve_side(side, torch.ones(2, 3), 0.1)
+    assert torch.isfinite(solved).all()
+    assert solved[1].abs().sum() == 0 and solved[3].abs().sum() == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), reg=st.sampled_from([0.01, 0.1, 1.0]))
+def test_every_iteration_lowers_the_objective(seed: int, reg: float) -> None:
+    """Each half-iteration is an exact minimisation, so the objective can never rise."""
+    u, i, r = random_ratings(25, 15, 0.5, seed)
+    tensors = torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r)
+    values = []
+    for iterations in range(1, 6):
+        model = torch_als.fit(*tensors, 25, 15, ALSParams(rank=3, iterations=iterations, reg=reg, seed=seed))
+        values.append(objective(model, u, i, r, reg))
+    assert all(b <= a * (1 + 1e-5) for a, b in itertools.pairwise(values)), values
+
+
+def test_a_noise_free_low_rank_matrix_is_recovered() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=(40, 3))
+    u, i, _ = random_ratings(60, 40, 0.6, 4)
+    r = (x[u] * y[i]).sum(1).astype(np.float32)
+    model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 60, 40,
+                          ALSParams(rank=3, iterations=40, reg=1e-4, seed=0))
+    pred = model.predict(torch.from_numpy(u).long(), torch.from_numpy(i).long()).numpy()
+    assert float(((pred - r) ** 2).mean()) < 1e-3 * float((r**2).mean())
+
+
+@given(st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=50))
+def test_compact_and_lookup_are_inverse(ids: list[int]) -> None:
+    values = np.array(ids, dtype=np.int64)
+    distinct, index = torch_engine.compact(values)
+    assert list(distinct) == sorted(set(ids))
+    assert (distinct[index] == values).all()
+    assert (torch_engine.lookup(distinct, values) == index).all()
+    assert torch_engine.lookup(distinct, np.array([-1], dtype=np.int64))[0] == -1
