@@ -1,29 +1,36 @@
-# Quick start: `make run` (the benchmark grid and its report) and `make test` (the tests). Both set up .venv first.
+# Quick start: `make run` (the benchmark grid and its report) and `make test` (the tests). Both set up .venv first,
+# with the PyTorch engines (CPU build where this machine has one on disk).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 GRID ?= local
 
-.PHONY: run test unit torch
+.PHONY: run test unit lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# Optional: the PyTorch engines (impl torch, torch-spark).
+# The PyTorch engines (impl torch, torch-spark).
 $(VENV)/.torch: requirements-torch.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-torch.txt
 	touch $@
 
-torch: $(VENV)/.torch
+$(VENV)/.lint: requirements-lint.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
+	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.torch
 	$(PY) -m experiments --grid $(GRID)
 
-test: $(VENV)/.installed
+test: $(VENV)/.torch
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+lint: $(VENV)/.lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

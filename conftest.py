@@ -1,14 +1,14 @@
-"""Shared fixtures: capability checks, one local SparkSession per test session, the data mirror."""
+"""Shared fixtures: capability skips, one local SparkSession per test session, the jar, the data mirror."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from recommender import capabilities
 from recommender.data.sources import default_data_dir
 
 ROOT = Path(__file__).resolve().parent
@@ -16,36 +16,23 @@ ROOT = Path(__file__).resolve().parent
 pytest_plugins = ["experiments.pytest_plugin", "emr.pytest_plugin"]
 
 
-def java_major() -> int | None:
-    """The major version of the `java` on PATH, or None without one."""
-    if shutil.which("java") is None:
-        return None
-    out = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
-    try:
-        version = out.split('"')[1]
-    except IndexError:
-        return None
-    major = version.split(".")[0]
-    return int(major) if major.isdigit() else None
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip Spark tests, with the reason, only where no suitable JVM exists."""
-    major = java_major()
-    if major is not None and major >= 17:
-        return
-    reason = "no java on PATH" if major is None else f"Spark 4 needs Java 17+, found {major}"
+    """Skip, with the reason, each test whose markers need something this machine lacks."""
     for item in items:
-        if "spark" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=reason))
+        for marker, check in capabilities.MARKER_CHECKS.items():
+            reason = check() if marker in item.keywords else None
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A local[2] SparkSession shared by every Spark test, stopped at the end."""
-    from recommender.spark import session as spark_session
+    from recommender.engine import SessionConfig
+    from recommender.spark.session import spark_session
 
-    config = spark_session.SessionConfig(
+    config = SessionConfig(
         master="local[2]",
         app_name="als-tests",
         driver_memory="2g",
@@ -55,9 +42,19 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             "spark.sql.shuffle.partitions": "4",
         },
     )
-    session = spark_session.start(config)
-    yield session
-    session.stop()
+    with spark_session(config) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def jar() -> Path:
+    """The Scala/Java jar, built once per session (tests that use it carry the `scala` marker)."""
+    from recommender.launch import jvm
+
+    reason = capabilities.no_jdk()
+    if reason:
+        pytest.skip(reason)
+    return jvm.build_jar()
 
 
 @pytest.fixture(scope="session")

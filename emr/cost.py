@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from emr.spec import HERE, ClusterOptions
+from recommender.launch import registry
 
 PRICES = HERE / "prices.json"
 STARTUP_HOURS = 0.2  # provisioning and bootstrap, billed like any other minute
@@ -34,7 +36,7 @@ class Estimate:
                 f"{self.instance_hours:.1f} instance-hours; prices from {self.prices})")
 
 
-def load_prices(path: Path = PRICES) -> dict[str, object]:
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
     try:
         table = json.loads(path.read_text())
         table["instances"].items()
@@ -43,7 +45,7 @@ def load_prices(path: Path = PRICES) -> dict[str, object]:
     return table
 
 
-def hourly(options: ClusterOptions, table: dict[str, object]) -> float:
+def hourly(options: ClusterOptions, table: dict[str, Any]) -> float:
     """The cluster's price per hour: EC2 plus the EMR uplift for every node, spot discounted."""
     instances = table["instances"]
     assert isinstance(instances, dict)
@@ -71,8 +73,8 @@ def case_hours(impl: str, api: str, ratings: int, cores: int) -> float:
     """A rough time for one case, for the estimate printed before launch.
 
     The model: 60 s to start a YARN application, plus 9.5 s per million ratings on 2 cores (the
-    study's Scala RDD run, 191 s for 20M ratings) scaled ideally with cores, times 4.5 for the
-    Python RDD recommender (858 s against 191 s in the study).
+    study's Scala RDD run, 191 s for 20M ratings) scaled ideally with cores, times the
+    implementation's measured slowdown against Scala (the registry's `slowdown`).
     """
-    per_million = 9.5 * 2 / max(cores, 1) * (4.5 if (impl, api) == ("python", "rdd") else 1.0)
+    per_million = 9.5 * 2 / max(cores, 1) * registry.get(impl).relative_time(api)
     return (60 + per_million * ratings / 1e6) / 3600

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 
-from emr.launcher import Aws
+if TYPE_CHECKING:  # boto3 is imported by the fixtures only: the suite's other tests run without it
+    from emr.launcher import Aws
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,6 +68,10 @@ def aws_endpoint(pytestconfig: pytest.Config) -> Iterator[str | None]:
 
 @pytest.fixture
 def aws(pytestconfig: pytest.Config, aws_endpoint: str | None) -> Aws:
+    import boto3
+
+    from emr.launcher import Aws
+
     region = pytestconfig.getoption("--aws-region")
     if aws_endpoint is None:
         return Aws(region, None, boto3.session.Session(profile_name=pytestconfig.getoption("--aws-profile")))

@@ -199,7 +199,7 @@ def worker_cores(options: ClusterOptions, prices: Path = cost.PRICES) -> int:
     return int(entry.get("vcpus", DEFAULT_WORKER_CORES))
 
 
-def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
+def build_plan(grid_name: str, gpu: bool, selection: Selection | None = None,
                rounds: int | None = None, prepare_data: bool = True,
                max_cores: int = DEFAULT_WORKER_CORES) -> GridPlan:
     """The cases of a grid that run on one EMR cluster: its device's, Spark implementations only,
@@ -214,9 +214,9 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection = Selection(),
     chosen = catalogue.grid(grid_name)
     device = "gpu" if gpu else "cpu"
     cases = [c for c in grid_module.expand(catalogue, chosen, max_cores, selection, grid_module.resolve_data)
-             if c.device == device and c.impl in steps.SPARK_IMPLS]
+             if c.device == device and c.impl in steps.EMR_IMPLS]
     if not cases:
-        raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.SPARK_IMPLS)}")
+        raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.EMR_IMPLS)}")
     names = list(dict.fromkeys(c.data for c in cases))
     files = {name: prepare(name).csv for name in names} if prepare_data else {}
     return GridPlan(cases, rounds or chosen.rounds, chosen.params, catalogue.devices[device], files,

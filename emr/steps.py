@@ -7,12 +7,13 @@ from typing import Any
 
 from experiments.grid import Case, Device
 from experiments.runner import shuffle_partitions
-from recommender.launch.jvm import MAIN_CLASS
-from recommender.launch.submit import Launch, als_arguments, spark_submit
+from recommender.engine import Job
+from recommender.launch import registry
+from recommender.launch.submit import Launch, command, job_arguments
 from recommender.params import ALSParams
 
 REMOTE_ROOT = "/home/hadoop/als"
-SPARK_IMPLS = ("python", "scala", "java")  # the PyTorch engines do not run as EMR steps yet
+EMR_IMPLS = tuple(impl.name for impl in registry.IMPLEMENTATIONS if impl.emr)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class Layout:
 
 def case_launch(case: Case, device: Device, layout: Layout = Layout()) -> Launch:
     """A case's resources and confs; spark-rapids itself is on the GPU cluster's classpath."""
-    if case.impl not in SPARK_IMPLS:
-        raise ValueError(f"{case.id}: only {', '.join(SPARK_IMPLS)} run as EMR steps")
+    if case.impl not in EMR_IMPLS:
+        raise ValueError(f"{case.id}: only {', '.join(EMR_IMPLS)} run as EMR steps")
     return Launch(
         master=layout.master,
         cores=case.cores,
@@ -44,17 +45,14 @@ def case_launch(case: Case, device: Device, layout: Layout = Layout()) -> Launch
 def case_command(case: Case, data_uri: str, params: ALSParams, launch: Launch,
                  layout: Layout = Layout()) -> list[str]:
     """The spark-submit command a case's step runs (client mode: the driver on the master)."""
-    if case.impl == "python":
-        app = [f"{layout.root}/recommender/entry.py"]
-    else:
-        app = ["--class", MAIN_CLASS[case.impl], f"{layout.root}/scala/target/als-recommender.jar"]
-    args = als_arguments(data_uri, case.api, params, case.data)
-    return spark_submit(launch, app, args, executable=layout.spark_submit)
+    args = job_arguments(Job(case.api, data_uri, case.data, params))
+    return command(registry.get(case.impl), args, launch, root=layout.root, executable=layout.spark_submit)
 
 
 def setup_step(code_uri: str, root: str = REMOTE_ROOT) -> dict[str, Any]:
     """Copy the code onto the master and build the jar with the cluster's own Spark jars."""
-    script = f"aws s3 cp --quiet {code_uri}/setup.sh /tmp/als-setup.sh && bash /tmp/als-setup.sh {code_uri}/code.zip {root}"
+    script = (f"aws s3 cp --quiet {code_uri}/setup.sh /tmp/als-setup.sh"
+              f" && bash /tmp/als-setup.sh {code_uri}/code.zip {root}")
     return {
         "Name": "setup: fetch the code, build the jar with this cluster's Spark",
         "ActionOnFailure": "CANCEL_AND_WAIT",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import plots, results, tables
+from recommender.launch import registry
 
 
 def short_command(command: str) -> str:
@@ -45,17 +46,23 @@ def markdown(table: pd.DataFrame) -> str:
     return _format(table).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+# The study's language comparisons: (implementation, the one it is compared with), from the registry.
+COMPARISONS = tuple((impl.name, impl.versus) for impl in registry.IMPLEMENTATIONS if impl.versus)
+
+
+def comparison_title(impl: str, base: str) -> str:
+    return f"{impl.capitalize()} over {base.capitalize()}"
+
+
 def headline(frame: pd.DataFrame) -> list[str]:
     """The study's headline ratios, per label, as geometric means over matching cases."""
     lines = []
     for label, group in frame.groupby("label", sort=False):
         parts = []
-        language = tables.ratio(group, "impl", "python", "scala")
-        if not language.empty:
-            parts.append(f"Scala over Python {tables.geometric_mean(language['python/scala']):.2f}×")
-        java = tables.ratio(group, "impl", "python", "java")
-        if not java.empty:
-            parts.append(f"Java over Python {tables.geometric_mean(java['python/java']):.2f}×")
+        for impl, base in COMPARISONS:
+            language = tables.ratio(group, "impl", base, impl)
+            if not language.empty:
+                parts.append(f"{comparison_title(impl, base)} {tables.geometric_mean(language[f'{base}/{impl}']):.2f}×")
         api = tables.ratio(group, "api", "rdd", "df")
         if not api.empty:
             parts.append(f"DataFrame over RDD {tables.geometric_mean(api['rdd/df']):.2f}×")
@@ -93,8 +100,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
     named = {
         "cases": frame,
         "throughput": tables.throughput(frame),
-        "scala_over_python": tables.ratio(frame, "impl", "python", "scala"),
-        "java_over_python": tables.ratio(frame, "impl", "python", "java"),
+        **{f"{impl}_over_{base}": tables.ratio(frame, "impl", base, impl) for impl, base in COMPARISONS},
         "df_over_rdd": tables.ratio(frame, "api", "rdd", "df"),
         "gpu_over_cpu": tables.ratio(frame, "device", "cpu", "gpu"),
         "speedup": tables.speedups(frame, top),
@@ -118,8 +124,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         text += [f"### {impl} · {device} · {label}", "", markdown(table)]
     sections = [
         ("Throughput by data set size", "throughput"),
-        ("Scala over Python", "scala_over_python"),
-        ("Java over Python", "java_over_python"),
+        *((comparison_title(impl, base), f"{impl}_over_{base}") for impl, base in COMPARISONS),
         ("DataFrame over RDD", "df_over_rdd"),
         ("GPU over CPU", "gpu_over_cpu"),
         (f"Speedup from 1 to {top} cores", "speedup"),

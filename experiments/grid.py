@@ -6,21 +6,13 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
+from recommender.launch import registry
 from recommender.params import ALSParams
 
 GRID_FILE = Path(__file__).resolve().parent / "grid.toml"
 AXES = ("impls", "apis", "devices", "cores", "data")
-# The APIs each implementation has: Java only the RDD one; single-node PyTorch uses no Spark API
-# ("tensor"); torch-spark distributes its solver with DataFrames.
-IMPL_APIS = {
-    "python": ("rdd", "df"),
-    "scala": ("rdd", "df"),
-    "java": ("rdd",),
-    "torch": ("tensor",),
-    "torch-spark": ("df",),
-}
-TORCH_IMPLS = ("torch", "torch-spark")
 
 
 class GridError(ValueError):
@@ -44,7 +36,7 @@ class Case:
     @classmethod
     def parse(cls, case_id: str) -> Case:
         """The case whose `id` is `case_id`."""
-        for impl in sorted(IMPL_APIS, key=len, reverse=True):
+        for impl in sorted(registry.NAMES, key=len, reverse=True):
             if case_id.startswith(f"{impl}-"):
                 api, device, cores, data = case_id[len(impl) + 1 :].split("-", 3)
                 if cores.endswith("c") and cores[:-1].isdigit():
@@ -84,7 +76,7 @@ class Grid:
     name: str
     description: str
     rounds: int
-    experiments: dict[str, dict[str, list[object]]]  # experiment name -> its axes, narrowed
+    experiments: dict[str, dict[str, list[Any]]]  # experiment name -> its axes, narrowed
     params: ALSParams  # the file's [params], with the grid's own `params` over them
 
 
@@ -93,7 +85,7 @@ class Catalogue:
     """Everything in a grid file."""
 
     params: ALSParams
-    experiments: dict[str, dict[str, list[object]]]
+    experiments: dict[str, dict[str, list[Any]]]
     descriptions: dict[str, str]
     grids: dict[str, Grid]
     devices: dict[str, Device]
@@ -126,7 +118,7 @@ def load(path: Path = GRID_FILE) -> Catalogue:
         raise GridError(f"{path}: {error}") from None
     known_params = {f.name for f in fields(ALSParams)}
 
-    def params_of(where: str, given: dict[str, object], base: ALSParams) -> ALSParams:
+    def params_of(where: str, given: dict[str, Any], base: ALSParams) -> ALSParams:
         unknown = set(given) - known_params
         if unknown:
             raise GridError(f"{path}: {where} has unknown keys {sorted(unknown)}")
@@ -188,10 +180,10 @@ def expand(
         if selection.cores is not None:
             cores = [c for c in cores if c in selection.cores]
         for impl in values["impls"]:
-            if impl not in IMPL_APIS:
-                raise GridError(f"unknown implementation {impl!r}; known: {', '.join(IMPL_APIS)}")
+            if impl not in registry.BY_NAME:
+                raise GridError(f"unknown implementation {impl!r}; known: {', '.join(registry.NAMES)}")
             for api in values["apis"]:
-                if api not in IMPL_APIS[impl]:
+                if api not in registry.BY_NAME[impl].apis:
                     continue
                 for device in values["devices"]:
                     for n in cores:
@@ -212,7 +204,7 @@ def resolve_data(name: str) -> str:
     return name
 
 
-IMPL_ORDER = {impl: n for n, impl in enumerate(IMPL_APIS)}
+IMPL_ORDER = {impl: n for n, impl in enumerate(registry.NAMES)}
 
 
 def _case_order(case: Case) -> tuple[object, ...]:

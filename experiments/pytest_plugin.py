@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ CASE_ARGS = ("impl", "api", "device", "cores", "data")  # plain values: they lan
 STANDALONE_SHAPE = ClusterShape(workers=2, cores_per_worker=max(1, (os.cpu_count() or 2) // 2))
 
 
-def _csv(kind: type = str):
+def _csv(kind: type = str) -> Callable[[str], list[Any]]:
     def parse(text: str) -> list[Any]:
         return [kind(part.strip()) for part in text.split(",") if part.strip()]
 
@@ -49,6 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rapids-jar", default=os.environ.get("SPARK_RAPIDS_JAR"),
                     help="the spark-rapids jar for GPU cases (default $SPARK_RAPIDS_JAR)")
     group.addoption("--label", default=None, help="names this machine or cluster in reports")
+    tensor = parser.getgroup("tensor", "the PyTorch engine's benchmark (experiments/tensor_bench.py)")
+    tensor.addoption("--tensor-data", type=_csv(), default=["synthetic:ml-20m", "synthetic:ml-25m"])
+    tensor.addoption("--tensor-devices", type=_csv(), default=["cuda", "cpu"])
+    tensor.addoption("--tensor-ranks", type=_csv(int), default=[10, 32, 64, 128], help="ranks on CUDA")
+    tensor.addoption("--tensor-cpu-ranks", type=_csv(int), default=[10, 32], help="ranks on the CPU")
+    tensor.addoption("--tensor-iterations", type=int, default=10)
+    tensor.addoption("--tensor-top-k", type=int, default=10)
+    tensor.addoption("--tensor-rounds", type=int, default=1)
 
 
 @dataclass(frozen=True)

@@ -81,13 +81,24 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             **phases,
             "phases_total_s": sum(phases.values()),
             "command": extra.get("command", ""),
-            "spark": result["spark"]["version"],
-            "master": extra.get("master") or result["spark"]["master"],
+            "spark": _runtime(result)["spark"]["version"] if _runtime(result)["spark"] else None,
+            "master": extra.get("master") or _where(_runtime(result)),
             "gpu_phases": (extra.get("gpu_explain") or {}).get("phases") or {},
         }
     except (KeyError, TypeError, ZeroDivisionError) as error:
         raise ResultsFileError(path, f"case {name}: malformed result ({error!r} missing or wrong)") from None
     return row
+
+
+def _runtime(result: dict[str, Any]) -> dict[str, Any]:
+    """The result line's `runtime` (schema 2); a schema-1 line had a `spark` object instead."""
+    runtime: dict[str, Any] = result["runtime"] if "runtime" in result else {"spark": result["spark"], "torch": None}
+    return runtime
+
+
+def _where(runtime: dict[str, Any]) -> str:
+    """The Spark master a case ran on, or the device of a Spark-less engine."""
+    return runtime["spark"]["master"] if runtime.get("spark") else f"torch:{runtime['torch']['device']}"
 
 
 def load(paths: list[Path]) -> tuple[pd.DataFrame, list[Source]]:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from experiments import rapids_explain
-from experiments.grid import TORCH_IMPLS, Case, Device
-from recommender.launch import jvm
-from recommender.launch.submit import (
-    LOOPBACK_MASTERS,
-    PYTHON_ENTRY,
-    TORCH_ENTRY,
-    Launch,
-    als_arguments,
-    spark_submit,
-    submit_env,
-)
+from experiments.grid import Case, Device
+from recommender.engine import Job
+from recommender.launch import registry
+from recommender.launch.submit import LOOPBACK_MASTERS, Launch, command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import ResultLineError, parse_result_line
 
@@ -61,11 +53,11 @@ def shuffle_partitions(cores: int) -> int:
 
 
 def launch_for(case: Case, target: Target, device: Device) -> Launch:
-    """Resources and confs of `case`. The PyTorch engines take no spark-rapids confs: on a GPU
-    they run their own solver there (`--device cuda`)."""
+    """Resources and confs of `case`. Engines with a GPU solver of their own take no spark-rapids
+    confs: on a GPU they run that solver there (`--device cuda`)."""
     confs = {"spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
     jars: tuple[str, ...] = ()
-    if case.impl in TORCH_IMPLS:
+    if registry.get(case.impl).own_gpu_solver:
         device = Device("cpu", "")
     if device.uses_gpu:
         if not target.rapids_jar:
@@ -81,18 +73,11 @@ def launch_for(case: Case, target: Target, device: Device) -> Launch:
     )
 
 
-def command(case: Case, csv: str, params: ALSParams, launch: Launch) -> list[str]:
-    """The command of `case` (without a checkpoint directory): spark-submit, except for the
-    single-node PyTorch engine, which is a plain Python process with `cores` threads."""
-    args = als_arguments(csv, case.api, params, case.data)
-    if case.impl in TORCH_IMPLS:
-        args += ["--device", "cuda" if case.device == "gpu" else "cpu"]
-        if case.impl == "torch":
-            return [sys.executable, str(TORCH_ENTRY), *args, "--threads", str(case.cores)]
-        return spark_submit(launch, [str(TORCH_ENTRY)], args)
-    if case.impl == "python":
-        return spark_submit(launch, [str(PYTHON_ENTRY)], args)
-    return jvm.submit_command(case.impl, csv, case.api, params, None, {}, case.data, launch=launch)
+def case_command(case: Case, csv: str, params: ALSParams, launch: Launch) -> list[str]:
+    """The command of `case` (without a checkpoint directory), as the registry says to start it."""
+    impl = registry.get(case.impl)
+    device = "cuda" if case.device == "gpu" and impl.own_gpu_solver else "cpu"
+    return command(impl, job_arguments(Job(case.api, csv, case.data, params)), launch, device=device)
 
 
 def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
@@ -132,11 +117,11 @@ def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch,
                  "cores": case.cores, "data": case.data},
         "result": last,
         "rounds": [{"wall_s": round(r.wall_s, 4), "phases": r.result["phases"],
-                    "metrics": r.result["metrics"], "app_id": r.result["spark"]["app_id"]}
+                    "metrics": r.result["metrics"], "runtime": r.result["runtime"]}
                    for r in runs],
         "command": shlex.join(cmd),
         "confs": dict(launch.confs),
         "master": launch.master_url(),
-        "versions": {"spark": last["spark"]["version"]},
+        "versions": {kind: info["version"] for kind, info in last["runtime"].items() if info},
         "input_bytes": last["input_bytes"],
     } | more

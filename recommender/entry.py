@@ -1,7 +1,10 @@
 """`spark-submit recommender/entry.py ratings.csv [options]`, as the original study ran it.
 
-The master, executors and memory come from spark-submit; the options are the ALS ones of
-`python -m recommender run`. Prints the same result line.
+The one script for every in-process implementation of the registry: PySpark MLlib (the default,
+`--impl python`) and torch-spark under spark-submit, whose master, executors and memory come from
+spark-submit; and single-node torch as a plain process (`python recommender/entry.py ratings.csv
+--impl torch --device cuda`). The options are those of `python -m recommender run`; it prints the
+same result line.
 """
 
 from __future__ import annotations
@@ -14,32 +17,28 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender.cli import add_als_arguments, params_from
+from recommender.cli import add_job_arguments, job_from
+from recommender.engine import SessionConfig, report
+from recommender.launch import registry
 from recommender.result import RunResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spark-submit recommender/entry.py")
+    parser = argparse.ArgumentParser(prog="spark-submit recommender/entry.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ratings", help="ratings file: user,item,rating lines, no header")
-    add_als_arguments(parser)
+    add_job_arguments(parser, [impl for impl in registry.IMPLEMENTATIONS if impl.engine is not None])
     parser.add_argument("--data", default=None, help="data set name for the result line")
     args = parser.parse_args(argv)
-
-    from recommender.spark import session as spark_session
-    from recommender.spark.job import print_result, run_job
+    session = SessionConfig(master=None, driver_memory=None, checkpoint_dir=args.checkpoint_dir)
 
     def compute() -> RunResult:
-        params = params_from(args)
-        config = spark_session.SessionConfig(
-            master=None, driver_memory=None, checkpoint_dir=args.checkpoint_dir
-        )
-        spark = spark_session.start(config)
-        try:
-            return run_job(spark, args.ratings, args.api, params, args.data, args.skip_bad_rows)
-        finally:
-            spark.stop()
+        from recommender import engine
 
-    return print_result(compute)
+        impl, job = job_from(args, args.ratings, args.data or args.ratings)
+        return engine.run(impl, job, session)
+
+    return report(compute)
 
 
 if __name__ == "__main__":

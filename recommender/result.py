@@ -1,21 +1,26 @@
 """The one machine-readable result line that every implementation prints on stdout.
 
-Format: the prefix `ALS_RESULT ` followed by one JSON object on the same line, with the keys of
-`RunResult` (nested objects for params, counts, metrics, phases and spark). Python, Scala and
-Java print the same keys; harnesses read only this line and ignore everything else on stdout.
+Format: the prefix `ALS_RESULT ` followed by one JSON object on the same line. Its schema (version
+2) is `result.schema.json` beside this module: the dataclasses below write it, the Scala and Java
+programs write the same keys (`scala/src/main/scala/als/Report.scala`), and `parse_result_line`
+validates every line a harness reads against it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 PREFIX = "ALS_RESULT "
-SCHEMA = 1
+SCHEMA = 2
+SCHEMA_FILE = Path(__file__).resolve().with_name("result.schema.json")
+PHASE_MARKER = "ALS_PHASE"  # `ALS_PHASE <phase> begin|end` on stderr, around each timed phase
 
 
-@dataclass
+@dataclass(frozen=True)
 class Counts:
     ratings: int  # valid ratings read
     skipped_rows: int  # bad lines skipped (only with --skip-bad-rows)
@@ -27,52 +32,106 @@ class Counts:
     holdout_predictions: int  # holdout ratings whose user and item were both seen in training
 
 
-@dataclass
+@dataclass(frozen=True)
 class Metrics:
     train_mse: float
     holdout_rmse: float | None = None
     holdout_mae: float | None = None
 
+    @classmethod
+    def from_sums(cls, train: tuple[float, int], holdout: tuple[float, float, int] | None) -> Metrics:
+        """From (sum of squared errors, n) on training and (squared, absolute, n) on the holdout."""
+        mse = train[0] / train[1]
+        if holdout is None or not holdout[2]:
+            return cls(mse)
+        sq, absolute, n = holdout
+        return cls(mse, (sq / n) ** 0.5, absolute / n)
 
-@dataclass
-class SparkInfo:
+
+@dataclass(frozen=True)
+class SparkRuntime:
     version: str
     master: str
     app_id: str
     default_parallelism: int
 
 
-@dataclass
+@dataclass(frozen=True)
+class TorchRuntime:
+    version: str
+    device: str  # cpu, cuda:N
+    threads: int  # intra-op CPU threads of one process (of each task, on Spark)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What ran: Spark (MLlib, and torch-spark's distribution), torch (the torch engines), or both."""
+
+    spark: SparkRuntime | None = None
+    torch: TorchRuntime | None = None
+
+    @property
+    def parallelism(self) -> int:
+        """Tasks Spark runs at once, or the torch process's threads."""
+        if self.spark is not None:
+            return self.spark.default_parallelism
+        return self.torch.threads if self.torch is not None else 1
+
+    def describe(self) -> str:
+        parts = []
+        if self.spark is not None:
+            parts.append(f"Spark {self.spark.version}, {self.spark.master}")
+        if self.torch is not None:
+            parts.append(f"torch {self.torch.version} on {self.torch.device}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class RunResult:
-    impl: str  # python, scala, java
-    api: str  # rdd, df
+    impl: str  # a name of recommender.launch.registry
+    api: str  # the Spark API it used: rdd, df, or none
     data: str
     input: str
     input_bytes: int
-    params: dict[str, Any]
+    params: dict[str, Any]  # ALSParams, with `blocks` resolved
     counts: Counts
     metrics: Metrics
-    phases: dict[str, float]
-    spark: SparkInfo
+    phases: dict[str, float]  # seconds per phase, and `total`
+    runtime: Runtime
     started_at: str  # UTC, ISO 8601
     skipped_examples: list[str] = field(default_factory=list)
+    resources: dict[str, float] = field(default_factory=dict)  # e.g. peak memory, where measured
     schema: int = SCHEMA
 
     def to_line(self) -> str:
         return PREFIX + json.dumps(asdict(self), sort_keys=True, allow_nan=False)
 
 
-REQUIRED_KEYS = frozenset(
-    ("impl", "api", "data", "params", "counts", "metrics", "phases", "spark", "schema")
-)
-
-
 class ResultLineError(ValueError):
     """Output that does not hold exactly one valid result line."""
 
 
+@cache
+def schema() -> dict[str, Any]:
+    """The checked-in JSON Schema of the result line."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return loaded
+
+
+def validate(result: object) -> dict[str, Any]:
+    """`result` if it matches the schema; else a ResultLineError naming the first problem."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(result), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "the top level"
+        raise ResultLineError(f"the result line does not match schema {SCHEMA} at {where}: {errors[0].message}")
+    assert isinstance(result, dict)
+    return result
+
+
 def parse_result_line(output: str) -> dict[str, Any]:
-    """The result of the single `ALS_RESULT` line in `output`, as a dict."""
+    """The result of the single `ALS_RESULT` line in `output`, validated, as a dict."""
     lines = [line for line in output.splitlines() if line.startswith(PREFIX)]
     if len(lines) != 1:
         raise ResultLineError(f"expected exactly one {PREFIX.strip()} line, found {len(lines)}")
@@ -82,9 +141,6 @@ def parse_result_line(output: str) -> dict[str, Any]:
         raise ResultLineError(f"the result line is not valid JSON: {error}") from None
     if not isinstance(result, dict):
         raise ResultLineError("the result line's JSON is not an object")
-    missing = REQUIRED_KEYS - result.keys()
-    if missing:
-        raise ResultLineError(f"the result line lacks {sorted(missing)}")
-    if result["schema"] != SCHEMA:
-        raise ResultLineError(f"result schema {result['schema']} is not the supported {SCHEMA}")
-    return result
+    if result.get("schema") != SCHEMA:
+        raise ResultLineError(f"result schema {result.get('schema')} is not the supported {SCHEMA}")
+    return validate(result)

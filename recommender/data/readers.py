@@ -10,6 +10,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from recommender.data.columns import COLUMNS, ITEM, RATING, USER
 from recommender.data.formats import (
     INT32_MAX,
     STUDY_CSV,
@@ -26,8 +28,6 @@ from recommender.data.formats import (
     parse_line,
 )
 
-USER, ITEM, RATING = "user", "item", "rating"
-COLUMNS = (USER, ITEM, RATING)
 MAX_REPORTED = 10
 
 
@@ -145,3 +145,39 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
+
+
+def local_size(path: str) -> int:
+    """Bytes of a local input, 0 for remote ones (their size is the cluster's business)."""
+    parsed = urlparse(path)
+    local = parsed.path if parsed.scheme == "file" else path
+    return Path(local).stat().st_size if parsed.scheme in ("", "file") else 0
+
+
+def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
+    """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a
+    whole: the three columns present, ids non-negative 32-bit integers, ratings finite float32."""
+    p = Path(path)
+    if not p.exists():
+        raise BadInputError(str(p), "file does not exist")
+    try:
+        table = pq.read_table(p, columns=list(COLUMNS))
+    except (pa.ArrowInvalid, OSError, KeyError) as error:
+        raise BadInputError(str(p), f"not a Parquet table with columns {', '.join(COLUMNS)} ({error})") from None
+    frame = table.to_pandas()
+    if len(frame) == 0:
+        raise BadInputError(str(p), "no ratings (the table is empty)")
+    ids = frame[[USER, ITEM]].to_numpy()
+    if not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any() or (ids > INT32_MAX).any():
+        raise BadInputError(str(p), "user and item ids must be non-negative 32-bit integers")
+    ratings = frame[RATING].to_numpy(np.float64)
+    if not np.isfinite(ratings).all() or (np.abs(ratings) > np.finfo(np.float32).max).any():
+        raise BadInputError(str(p), "ratings must be finite float32 numbers")
+    return ReadResult(frame.astype({USER: np.int32, ITEM: np.int32, RATING: np.float32}))
+
+
+def read_any(path: str | os.PathLike[str], skip_bad_rows: bool = False) -> ReadResult:
+    """A study-format text file, or a Parquet file or folder (by its `.parquet` name)."""
+    if str(path).rstrip("/").endswith(".parquet"):
+        return read_parquet_ratings(path)
+    return read_ratings(path, STUDY_CSV, skip_bad_rows)

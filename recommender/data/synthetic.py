@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.movielens import SETS
-from recommender.data.readers import ITEM, RATING, USER
 
 CHUNK = 1 << 21
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recommender.params import ALSParams
+from recommender.launch.registry import Implementation, Launcher
+
+if TYPE_CHECKING:
+    from recommender.engine import Job
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON_ENTRY = ROOT / "recommender" / "entry.py"
-TORCH_ENTRY = ROOT / "recommender" / "torch_entry.py"
+ENTRY = Path("recommender") / "entry.py"  # relative to a checkout's root
+JAR = Path("scala") / "target" / "als-recommender.jar"
+MASTER_PATTERN = re.compile(r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|(spark|k8s|mesos)://\S+|yarn)$")
 LOOPBACK_MASTERS = ("local", "spark://127.0.0.1:", "spark://localhost:")
 
 
@@ -79,24 +85,37 @@ def spark_submit(launch: Launch, app: Sequence[str], app_args: Sequence[str],
     return [*cmd, *app, *app_args]
 
 
-def als_arguments(
-    input_path: str,
-    api: str,
-    params: ALSParams,
-    data_name: str | None = None,
-    skip_bad_rows: bool = False,
-) -> list[str]:
-    """The arguments that the Python entry point, the Scala and the Java programs all accept."""
-    args = [input_path, "--api", api, "--rank", str(params.rank)]
-    args += ["--iterations", str(params.iterations), "--reg", repr(params.reg)]
-    args += ["--seed", str(params.seed), "--holdout", repr(params.holdout)]
-    if params.blocks is not None:
-        args += ["--blocks", str(params.blocks)]
-    if data_name:
-        args += ["--data", data_name]
-    if skip_bad_rows:
+def check_master(master: str) -> None:
+    """A ValueError, before Spark starts, for a master URL Spark would not accept."""
+    if not MASTER_PATTERN.match(master):
+        raise ValueError(f"--master {master!r}: expected local, local[N], local[*], spark://HOST:PORT, yarn or k8s://URL")
+
+
+def job_arguments(job: Job, checkpoint_dir: str | None = None) -> list[str]:
+    """The arguments that the entry script, the Scala and the Java programs all accept."""
+    args = [job.path, "--api", job.api, *job.params.as_arguments(), "--data", job.data]
+    if job.skip_bad_rows:
         args += ["--skip-bad-rows"]
+    if checkpoint_dir:
+        args += ["--checkpoint-dir", checkpoint_dir]
     return args
+
+
+def command(impl: Implementation, args: Sequence[str], launch: Launch, root: str | Path = ROOT,
+            executable: str | None = None, device: str = "cpu") -> list[str]:
+    """The command that runs `impl` with the shared `args`, from the checkout at `root`.
+
+    JVM programs and PySpark engines are spark-submitted (with `executable`, default this Spark's);
+    a Spark-less engine is a plain Python process with `launch.cores` threads.
+    """
+    if impl.launcher is Launcher.JVM:
+        assert impl.main_class is not None
+        return spark_submit(launch, ["--class", impl.main_class, f"{root}/{JAR}"], args, executable)
+    args = [*args, "--impl", impl.name, "--device", device]
+    if impl.launcher is Launcher.PYTHON:
+        threads = ["--threads", str(launch.cores)] if launch.cores else []
+        return [sys.executable, f"{root}/{ENTRY}", *args, *threads]
+    return spark_submit(launch, [f"{root}/{ENTRY}"], args, executable)
 
 
 def submit_env() -> dict[str, str]:

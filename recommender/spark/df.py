@@ -10,7 +10,7 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recommender.data.readers import ITEM, RATING, USER
+from recommender.data.columns import ITEM, RATING, USER
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics
 from recommender.spark.loading import load_df
@@ -72,11 +72,7 @@ def run(
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         sq, _, n = errors(train_pred)
-        metrics = Metrics(train_mse=sq / n)
-        if held_pred is not None:
-            hsq, habs, hn = errors(held_pred)
-            metrics.holdout_rmse = (hsq / hn) ** 0.5 if hn else None
-            metrics.holdout_mae = habs / hn if hn else None
+        metrics = Metrics.from_sums((sq, n), errors(held_pred) if held_pred is not None else None)
 
     sizes = ratings.agg(
         F.countDistinct(USER).alias("users"),

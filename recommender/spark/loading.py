@@ -8,7 +8,6 @@ allowed, count the bad lines and keep a few examples for the result line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlparse
 
 from pyspark import RDD
@@ -16,6 +15,7 @@ from pyspark.mllib.recommendation import Rating
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import (
     FLOAT_PATTERN,
     INT32_MAX,
@@ -26,7 +26,7 @@ from recommender.data.formats import (
     line_problem,
     parse_line,
 )
-from recommender.data.readers import ITEM, MAX_REPORTED, RATING, USER, check_readable
+from recommender.data.readers import MAX_REPORTED, check_readable
 
 
 @dataclass
@@ -130,10 +130,3 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
     assert row is not None
     loaded = _finish(spark, path, row["good"] or 0, row["bad"] or 0, skip_bad_rows)
     return parsed.filter("ok").select(USER, ITEM, RATING), loaded
-
-
-def local_size(path: str) -> int:
-    """Bytes of a local input, 0 for remote ones (their size is the cluster's business)."""
-    parsed = urlparse(path)
-    local = parsed.path if parsed.scheme == "file" else path
-    return Path(local).stat().st_size if parsed.scheme in ("", "file") else 0

@@ -54,11 +54,8 @@ def run(
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         sq, _, n = _errors(train, train_pred)
-        metrics = Metrics(train_mse=sq / n)
-        if holdout is not None and held_pred is not None:
-            hsq, habs, hn = _errors(holdout, held_pred)
-            metrics.holdout_rmse = (hsq / hn) ** 0.5 if hn else None
-            metrics.holdout_mae = habs / hn if hn else None
+        held = _errors(holdout, held_pred) if holdout is not None and held_pred is not None else None
+        metrics = Metrics.from_sums((sq, n), held)
 
     counts = Counts(
         ratings=loaded.ratings,

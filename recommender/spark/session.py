@@ -1,4 +1,5 @@
-"""Creating the SparkSession the same way for local mode and for a real cluster."""
+"""Creating the SparkSession the same way for local mode and for a real cluster, and the one
+place that runs a job inside one and stops it afterwards."""
 
 from __future__ import annotations
 
@@ -9,23 +10,19 @@ import sys
 import tempfile
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from recommender.engine import Job, SessionConfig, execute
+from recommender.launch.registry import Implementation
+from recommender.result import RunResult
+from recommender.timing import PhaseTimer
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Where Spark runs and how; `master` None leaves it to spark-submit."""
-
-    master: str | None = "local[2]"
-    app_name: str = "als-benchmark"
-    driver_memory: str | None = "4g"
-    checkpoint_dir: str | None = None  # None: a fresh folder under /tmp on the default FS
-    confs: dict[str, str] = field(default_factory=dict)
+CHECKPOINT_ROOT = "/tmp/als-checkpoints"
 
 
 def start(config: SessionConfig) -> SparkSession:
@@ -48,10 +45,43 @@ def start(config: SessionConfig) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    checkpoint = config.checkpoint_dir or f"/tmp/als-checkpoints/{uuid.uuid4().hex}"
-    spark.sparkContext.setCheckpointDir(checkpoint)
+    spark.sparkContext.setCheckpointDir(config.checkpoint_dir or f"{CHECKPOINT_ROOT}/{uuid.uuid4().hex}")
     _ship_package(spark)
     return spark
+
+
+@contextmanager
+def spark_session(config: SessionConfig) -> Iterator[SparkSession]:
+    """A started session, stopped on the way out; a checkpoint folder it made itself is removed."""
+    spark = start(config)
+    try:
+        yield spark
+    finally:
+        if config.checkpoint_dir is None:
+            _remove(spark, spark.sparkContext.getCheckpointDir())
+        spark.stop()
+
+
+def _remove(spark: SparkSession, folder: str | None) -> None:
+    """Delete `folder` on whatever file system it is (local, HDFS, S3), through Hadoop's API."""
+    if not folder:
+        return
+    jvm, sc = spark.sparkContext._jvm, spark.sparkContext
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(folder).getParent()  # Spark adds a per-context subfolder
+    path.getFileSystem(sc._jsc.hadoopConfiguration()).delete(path, True)
+
+
+def run_in_session(spark: SparkSession, impl: Implementation, job: Job) -> RunResult:
+    """Run `impl`'s engine on `job` in the open session `spark` (which it leaves open)."""
+    return execute(impl, job, phase_timer(spark))
+
+
+def phase_timer(spark: SparkSession) -> PhaseTimer:
+    """A timer whose phase markers go to the JVM's stderr, where Spark's own log goes."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return PhaseTimer(emit=jvm.System.err.println)
 
 
 def _ship_package(spark: SparkSession) -> None:
@@ -64,7 +94,7 @@ def _ship_package(spark: SparkSession) -> None:
     atexit.register(shutil.rmtree, folder, True)
     archive = folder / "recommender.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for path in sorted(PACKAGE_DIR.rglob("*.py")) + sorted(PACKAGE_DIR.rglob("*.json")):
             info = zipfile.ZipInfo(str(Path("recommender") / path.relative_to(PACKAGE_DIR)))
             zf.writestr(info, path.read_bytes())
     spark.sparkContext.addPyFile(str(archive))

@@ -1,10 +1,10 @@
 """`impl torch-spark`: the `torch_als` solver, distributed by Spark.
 
 The training ratings cross from the JVM to Python once (Arrow, `mapInPandas`), are indexed,
-partitioned by user and by item with Spark's shuffle, sorted once and cached as numpy blocks. Each half-iteration broadcasts the fixed side's
-factors, every partition solves its own rows on its executor's device, and the driver collects
-the new factors to broadcast them back. Spark does the distribution; this module adds only the
-per-partition solve.
+partitioned by user and by item with Spark's shuffle, sorted once and cached as numpy blocks. Each
+half-iteration broadcasts the fixed side's factors, every partition solves its own rows on its
+executor's device, and the driver collects the new factors to broadcast them back. Spark does the
+distribution; this module adds only the per-partition solve.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pyspark import RDD, Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recommender.data.readers import ITEM, RATING, USER
+from recommender.data.columns import ITEM, RATING, USER
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics
 from recommender.spark.df import errors, split
@@ -221,10 +221,7 @@ def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, 
             n_held = held_pred.count()
     with timer.phase("evaluate"):
         sq, n = _block_errors(train_pred)
-        metrics = Metrics(train_mse=sq / n)
-        if held_pred is not None and n_held:
-            hsq, habs, hn = errors(held_pred)
-            metrics.holdout_rmse, metrics.holdout_mae = (hsq / hn) ** 0.5, habs / hn
+        metrics = Metrics.from_sums((sq, n), errors(held_pred) if held_pred is not None and n_held else None)
 
     sizes = ratings.agg(F.countDistinct(USER).alias("users"), F.countDistinct(ITEM).alias("items")).first()
     assert sizes is not None

@@ -7,18 +7,14 @@ pair. On CUDA each phase ends with a device synchronisation, so queued GPU work 
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict
-from datetime import UTC, datetime
-
 import numpy as np
 import torch
 
+from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import STUDY_CSV
-from recommender.data.readers import ITEM, RATING, USER, read_ratings
-from recommender.params import ALSParams
-from recommender.result import Counts, Metrics, RunResult, SparkInfo
-from recommender.spark.loading import local_size
+from recommender.data.readers import read_ratings
+from recommender.engine import Job, Outcome
+from recommender.result import Counts, Metrics, Runtime, TorchRuntime
 from recommender.split import holdout_hash, threshold
 from recommender.tensor import als as torch_als
 from recommender.timing import PhaseTimer
@@ -58,13 +54,16 @@ def _errors(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     return float((diff * diff).sum()), float(diff.abs().sum())
 
 
-def run(path: str, params: ALSParams, device_name: str = "cpu", skip_bad_rows: bool = False,
-        data_name: str | None = None) -> RunResult:
-    device = device_of(device_name)
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    timer = PhaseTimer()
+def run(job: Job, timer: PhaseTimer) -> Outcome:
+    """Load, fit, predict and evaluate on one device; each phase ends with the device's queue empty."""
+    device = device_of(job.device)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    params = job.params
     with timer.phase("load"):
-        read = read_ratings(path, STUDY_CSV, skip_bad_rows)
+        read = read_ratings(job.path, STUDY_CSV, job.skip_bad_rows)
         users = read.frame[USER].to_numpy(np.int64)
         items = read.frame[ITEM].to_numpy(np.int64)
         ratings = read.frame[RATING].to_numpy(np.float32)
@@ -88,24 +87,17 @@ def run(path: str, params: ALSParams, device_name: str = "cpu", skip_bad_rows: b
         torch_als.synchronize(device)
 
     with timer.phase("evaluate"):
-        train_sq, _ = _errors(train_pred, tr)
-        hold_sq, hold_abs = _errors(hold_pred, torch.from_numpy(ratings[held][known]).to(device))
         n_hold = int(known.sum())
-        metrics = Metrics(train_sq / len(tr))
-        if params.holdout and n_hold:
-            metrics = Metrics(metrics.train_mse, (hold_sq / n_hold) ** 0.5, hold_abs / n_hold)
+        hold_truth = torch.from_numpy(ratings[held][known]).to(device)
+        held_sums = (*_errors(hold_pred, hold_truth), n_hold) if params.holdout else None
+        metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 
     counts = Counts(
         ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
-        items=len(np.unique(items)), train=len(tr), holdout=int(held.sum()),
+        items=len(np.unique(items)), train=len(tr), holdout=int(np.count_nonzero(held)),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
-    threads = torch.get_num_threads() if device.type == "cpu" else 1
-    return RunResult(
-        impl="torch", api="tensor", data=data_name or path, input=path, input_bytes=local_size(path),
-        params=asdict(params) | {"blocks": 1}, counts=counts, metrics=metrics,
-        phases={k: round(v, 4) for k, v in timer.seconds.items()} | {"total": round(timer.total, 4)},
-        spark=SparkInfo(version=f"torch-{torch.__version__}", master=f"torch:{device}", app_id=f"pid-{os.getpid()}",
-                        default_parallelism=threads),
-        started_at=started_at, skipped_examples=read.problems[:10],
-    )
+    runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
+    resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
+                 if device.type == "cuda" else {})
+    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=read.problems, resources=resources)

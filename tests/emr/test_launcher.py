@@ -26,7 +26,7 @@ from emr.launcher import Aws, EmrError, Storage, code_archive
 from emr.spec import ClusterOptions, SpecError
 from experiments import grid
 from experiments.grid import Case
-from recommender.result import Counts, Metrics, RunResult, SparkInfo
+from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
 
 pytestmark = pytest.mark.emr
 
@@ -98,7 +98,7 @@ class Cluster:
             result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, {"rank": 8},
                                Counts(3, 0, 2, 2, 3, 0, 3, 0), Metrics(0.1 + n / 1000),
                                {"load": 1.0, "fit": 2.0, "predict": 1.0, "evaluate": 1.0, "total": 5.0},
-                               SparkInfo("3.5.6-amzn-2", "yarn", f"application_{n}", 4), "")
+                               Runtime(spark=SparkRuntime("3.5.6-amzn-2", "yarn", f"application_{n}", 4)), "")
             self.aws.s3.put_object(Bucket=bucket, Key=f"{key}/stdout.txt", Body=result.to_line())
             self.aws.s3.put_object(Bucket=bucket, Key=f"{key}/stderr.txt", Body="ALS_PHASE load begin\n")
             step.state = "COMPLETED"
@@ -233,7 +233,7 @@ def test_bad_input_is_refused_before_anything_starts(aws: Aws, bucket: str, rati
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      aws_endpoint: str) -> None:
     calls = capture_requests(aws)
-    with pytest.raises(SpecError, match="m5.2xlarge has none"):
+    with pytest.raises(SpecError, match=r"m5\.2xlarge has none"):
         run.run_grid(aws, ClusterOptions(gpu=True, core_type="m5.2xlarge", log_uri=f"s3://{bucket}/l/"),
                      Storage(bucket, "runs/bad"), plan(ratings_csv), tmp_path / "x.json")
     with pytest.raises(EmrError, match="S3 bucket 'no-such-bucket' does not exist"):
@@ -271,7 +271,7 @@ def test_estimates_price_every_node() -> None:
     assert cpu.usd_per_hour == pytest.approx(per_hour) and cpu.hours == pytest.approx(1.2)
     spot = cost.estimate(ClusterOptions(market="SPOT"), run_hours=1.0)
     assert spot.usd < cpu.usd
-    with pytest.raises(cost.PriceError, match="no price for x9.huge"):
+    with pytest.raises(cost.PriceError, match=r"no price for x9\.huge"):
         cost.estimate(ClusterOptions(core_type="x9.huge"), 1.0)
     assert asdict(cpu)["currency"] == "USD"
 

@@ -52,6 +52,6 @@ def test_step_commands_run_on_a_standalone_cluster(movielens_dir: Path) -> None:
             assert proc.returncode == 0, proc.stderr[-3000:]
             result = parse_result_line(proc.stdout)
             assert (result["impl"], result["api"]) == (case.impl, case.api)
-            assert result["spark"]["master"] == cluster.master_url
+            assert result["runtime"]["spark"]["master"] == cluster.master_url
             assert result["counts"]["ratings"] == 100_000
             assert "ALS_PHASE fit begin" in proc.stderr  # the markers the GPU explain is split by

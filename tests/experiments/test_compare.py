@@ -12,7 +12,7 @@ from PIL import Image
 from experiments import compare, plots, results, runner, tables
 from experiments.grid import Case
 from recommender.launch.submit import Launch
-from recommender.result import Counts, Metrics, RunResult, SparkInfo
+from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +26,7 @@ def result_line(case: Case, seconds: float, mse: float = 0.6) -> dict:
         input_bytes=2_000_000, params={"rank": 8}, counts=Counts(100_000, 0, 943, 1682, 100_000, 0,
                                                                   100_000, 0),
         metrics=Metrics(mse), phases=phases | {"total": sum(phases.values())},
-        spark=SparkInfo("4.1.1", f"local[{case.cores}]", "local-1", case.cores), started_at="",
+        runtime=Runtime(spark=SparkRuntime("4.1.1", f"local[{case.cores}]", "local-1", case.cores)), started_at="",
     )
     return asdict(run)
 

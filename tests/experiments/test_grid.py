@@ -8,6 +8,7 @@ import pytest
 
 from experiments import grid, runner
 from experiments.grid import Case, Selection
+from recommender.launch import registry
 from recommender.launch.submit import Launch, resource_args, spark_submit
 from recommender.params import ALSParams
 
@@ -24,7 +25,7 @@ def test_every_grid_in_the_file_expands(catalogue: grid.Catalogue) -> None:
         cases = grid.expand(catalogue, chosen, max_cores=8)
         assert cases, name
         assert len(set(cases)) == len(cases), f"{name} repeats a case"
-        assert all(c.api in grid.IMPL_APIS[c.impl] for c in cases), "an implementation's own APIs only"
+        assert all(c.api in registry.get(c.impl).apis for c in cases), "an implementation's own APIs only"
         assert chosen.params.rank == (10 if name == "engines" else 8)
 
 
@@ -51,7 +52,7 @@ def test_the_local_grid_stays_small(catalogue: grid.Catalogue) -> None:
     # 5 MLlib implementation/API pairs: 1M on 1 and 2 cores, 100k on 2; both PyTorch engines on both
     assert len(cases) == 5 * 3 + 2 * 2
     assert {(c.impl, c.api) for c in cases if c.impl.startswith("torch")} == {
-        ("torch", "tensor"), ("torch-spark", "df")}
+        ("torch", "none"), ("torch-spark", "df")}
 
 
 def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
@@ -73,7 +74,7 @@ def test_bad_grid_files_name_the_file_and_the_problem(tmp_path: Path) -> None:
     with pytest.raises(grid.GridError, match=r"unknown keys \['rnak'\]"):
         grid.load(path)
     path.write_text("[params\n")
-    with pytest.raises(grid.GridError, match="grid.toml"):
+    with pytest.raises(grid.GridError, match=r"grid\.toml"):
         grid.load(path)
     with pytest.raises(grid.GridError, match="unknown grid 'nope'"):
         grid.load().grid("nope")
@@ -113,12 +114,13 @@ def test_cores_become_the_masters_own_resource_options(master: str, expected: li
 def test_a_case_command_carries_every_shared_argument(catalogue: grid.Catalogue) -> None:
     case = Case("ml-100k", "cpu", "python", "rdd", 2)
     launch = runner.launch_for(case, runner.Target(), catalogue.devices["cpu"])
-    cmd = runner.command(case, "/d/ratings.csv", catalogue.params, launch)
+    cmd = runner.case_command(case, "/d/ratings.csv", catalogue.params, launch)
     assert cmd[0].endswith("spark-submit") and "local[2]" in cmd
     assert cmd[cmd.index("--iterations") + 1] == "15" and cmd[cmd.index("--reg") + 1] == "0.01"
     assert "spark.sql.shuffle.partitions=4" in cmd and "spark.driver.host=127.0.0.1" in cmd
     assert cmd[cmd.index("--data") + 1] == "ml-100k"
-    scala = runner.command(Case("ml-100k", "cpu", "scala", "df", 2), "/d/r.csv", catalogue.params, launch)
+    scala = runner.case_command(Case("ml-100k", "cpu", "scala", "df", 2), "/d/r.csv", catalogue.params, launch)
     assert scala[scala.index("--class") + 1] == "als.RecommenderScala"
-    shared = cmd[cmd.index("/d/ratings.csv") + 1:]
+    shared = cmd[cmd.index("/d/ratings.csv") + 1 : cmd.index("--impl")]
     assert scala[scala.index("/d/r.csv") + 1:] == [a if a != "rdd" else "df" for a in shared]
+    assert cmd[cmd.index("--impl") + 1] == "python"

@@ -42,7 +42,7 @@ def test_grid_on_a_standalone_cluster_feeds_both_compare_tools(movielens_dir: Pa
     case = Case("ml-100k", "cpu", "python", "rdd", 2)
     target = runner.Target()
     launch = runner.launch_for(case, target, catalogue.devices["cpu"])
-    local = runner.run(case, runner.command(case, prepare("ml-100k").csv, catalogue.params, launch), target)
+    local = runner.run(case, runner.case_command(case, prepare("ml-100k").csv, catalogue.params, launch), target)
     cluster_mse = cases["python"]["extra_info"]["result"]["metrics"]["train_mse"]
     assert local.result["metrics"]["train_mse"] == pytest.approx(cluster_mse, rel=1e-9)
 

@@ -9,18 +9,15 @@ import math
 
 import pytest
 
-from experiments import environment, runner
-from experiments.grid import TORCH_IMPLS, Case
+from experiments import runner
+from experiments.grid import Case
 from experiments.pytest_plugin import GridSession
+from recommender import capabilities
 from recommender.data.sources import prepare
-from recommender.launch import jvm
+from recommender.launch import registry
+from recommender.launch.registry import Launcher
 
 pytestmark = [pytest.mark.grid, pytest.mark.spark]
-
-
-@pytest.fixture(scope="session")
-def jar() -> None:
-    jvm.build_jar()
 
 
 def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str,
@@ -28,19 +25,15 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
               request: pytest.FixtureRequest) -> None:
     case = Case(data, device, impl, api, cores)
     profile = grid_session.catalogue.devices[device]
-    if impl in TORCH_IMPLS:
-        torch = pytest.importorskip("torch", reason="PyTorch engines need torch: pip install -r requirements-torch.txt")
-        if profile.uses_gpu and not torch.cuda.is_available():
-            pytest.skip("GPU case: torch sees no CUDA device on this machine")
-    elif profile.uses_gpu and not grid_target.rapids_jar:
-        pytest.skip("GPU case: no spark-rapids jar given (--rapids-jar or SPARK_RAPIDS_JAR)")
-    elif profile.uses_gpu and not environment.gpus():
-        pytest.skip("GPU case: nvidia-smi sees no GPU on this machine")
-    if case.impl != "python":
+    implementation = registry.get(impl)
+    reason = capabilities.missing(implementation, gpu=profile.uses_gpu, rapids=grid_target.rapids_jar)
+    if reason:
+        pytest.skip(reason)
+    if implementation.launcher is Launcher.JVM:
         request.getfixturevalue("jar")
     prepared = prepare(case.data)
     launch = runner.launch_for(case, grid_target, profile)
-    cmd = runner.command(case, prepared.csv, grid_session.grid.params, launch)
+    cmd = runner.case_command(case, prepared.csv, grid_session.grid.params, launch)
     runs: list[runner.CaseRun] = []
 
     benchmark.group = f"{case.data} {case.device}"
@@ -51,12 +44,15 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
     result = runs[0].result
     assert (result["impl"], result["api"], result["data"]) == (case.impl, case.api, case.data)
     # local[N] runs N tasks at once; a cluster's default parallelism is max(its cores, 2);
-    # single-node torch runs `cores` threads on the CPU.
-    master = result["spark"]["master"]
-    if master.startswith("local") or master == "torch:cpu":
-        assert result["spark"]["default_parallelism"] == cores
-    elif master.startswith("spark://"):
-        assert result["spark"]["default_parallelism"] == max(cores, 2)
+    # single-node torch runs one block on `cores` threads of the CPU.
+    spark, torch = result["runtime"]["spark"], result["runtime"]["torch"]
+    if spark is None:
+        assert result["params"]["blocks"] == 1
+        assert torch["device"] != "cpu" or torch["threads"] == cores
+    elif spark["master"].startswith("local"):
+        assert spark["default_parallelism"] == cores
+    elif spark["master"].startswith("spark://"):
+        assert spark["default_parallelism"] == max(cores, 2)
     if prepared.ratings is not None:
         assert result["counts"]["ratings"] == prepared.ratings
     mse = [r.result["metrics"]["train_mse"] for r in runs]

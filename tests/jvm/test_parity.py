@@ -19,26 +19,22 @@ import pytest
 from recommender.data.readers import write_study_csv
 from recommender.data.sources import prepare
 from recommender.data.synthetic import SyntheticSpec, generate
-from recommender.launch import jvm
+from recommender.engine import Job
+from recommender.launch import jvm, registry
+from recommender.launch.submit import JAR, ROOT, Launch, command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
-from recommender.spark.job import run_job
+from tests.engines import run_engine
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 TOLERANCE = 1e-9
 PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2)
 
 
-@pytest.fixture(scope="session")
-def jar() -> Path:
-    if subprocess.run(["which", "javac"], capture_output=True).returncode != 0:
-        pytest.skip("no javac: the Scala/Java build needs a JDK")
-    return jvm.build_jar()
-
-
-def submit(impl: str, path: str, api: str, params: ALSParams, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    cmd = jvm.submit_command(impl, path, api, params, "local[2]", {}, "test") + list(extra)
-    return subprocess.run(cmd, env=jvm.submit_env(), capture_output=True, text=True, timeout=600)
+def submit(impl: str, path: str, api: str, params: ALSParams, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    job = Job(api, path, "test", params)
+    cmd = command(registry.get(impl), job_arguments(job), Launch(master="local[2]"), root=root)
+    return subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
 
 
 def jvm_result(impl: str, path: str, api: str, params: ALSParams = PARAMS) -> dict:
@@ -59,21 +55,21 @@ def test_jar_records_the_versions_it_was_built_for(jar: Path) -> None:
 
 
 def test_warm_build_does_nothing(jar: Path) -> None:
-    proc = subprocess.run(["bash", str(jvm.BUILD)], env=jvm.submit_env() | {"PYTHON": sys.executable},
+    proc = subprocess.run(["bash", str(jvm.BUILD)], env=submit_env() | {"PYTHON": sys.executable},
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "is up to date" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_jar_for_another_scala_version_is_refused_clearly(jar: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other.jar"
+    other = tmp_path / JAR
+    other.parent.mkdir(parents=True)
     with zipfile.ZipFile(jar) as src, zipfile.ZipFile(other, "w") as dst:
         for item in src.infolist():
             data = src.read(item)
             if item.filename == "als-build.properties":
                 data = re.sub(rb"scala.version=\S+", b"scala.version=2.12.18", data)
             dst.writestr(item, data)
-    cmd = jvm.submit_command("scala", "x.csv", "df", PARAMS, "local[1]", {}, jar=other)
-    proc = subprocess.run(cmd, env=jvm.submit_env(), capture_output=True, text=True, timeout=300)
+    proc = submit("scala", "x.csv", "df", PARAMS, root=tmp_path)
     assert proc.returncode != 0
     assert "this jar was built for Scala 2.12.18" in proc.stderr
     assert "rebuild it with scala/build.sh" in proc.stderr
@@ -106,7 +102,7 @@ def synthetic_csv(tmp_path_factory) -> str:
 @pytest.mark.parity
 @pytest.mark.parametrize("impl, api", [("scala", "rdd"), ("scala", "df"), ("java", "rdd")])
 def test_parity_on_synthetic(spark, jar: Path, synthetic_csv: str, impl: str, api: str) -> None:
-    python = run_job(spark, synthetic_csv, api, PARAMS, "test")
+    python = run_engine("python", synthetic_csv, api, PARAMS, data="test", spark=spark)
     compare(parse_result_line(python.to_line()), jvm_result(impl, synthetic_csv, api))
 
 
@@ -114,7 +110,7 @@ def test_parity_on_synthetic(spark, jar: Path, synthetic_csv: str, impl: str, ap
 @pytest.mark.parametrize("impl, api", [("scala", "rdd"), ("scala", "df"), ("java", "rdd")])
 def test_parity_on_ml100k(spark, jar: Path, movielens_dir: Path, tmp_path_factory, impl: str, api: str) -> None:
     csv = prepare("ml-100k", movielens_dir, tmp_path_factory.mktemp("cache")).csv
-    python = run_job(spark, csv, api, PARAMS, "test")
+    python = run_engine("python", csv, api, PARAMS, data="test", spark=spark)
     other = jvm_result(impl, csv, api)
     compare(parse_result_line(python.to_line()), other)
     assert other["impl"] == impl and other["metrics"]["holdout_rmse"] <= 0.93

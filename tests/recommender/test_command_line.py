@@ -29,7 +29,7 @@ def test_cli_runs_ml100k(movielens_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = parse_result_line(proc.stdout)
     assert result["impl"] == "python" and result["api"] == "df" and result["data"] == "ml-100k"
-    assert result["params"]["iterations"] == 10 and result["spark"]["master"] == "local[2]"
+    assert result["params"]["iterations"] == 10 and result["runtime"]["spark"]["master"] == "local[2]"
     assert result["metrics"]["holdout_rmse"] <= 0.93
     assert "holdout RMSE" in proc.stdout  # the human summary
 

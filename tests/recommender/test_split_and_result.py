@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from recommender import split
 from recommender.params import ALSParams
-from recommender.result import Counts, Metrics, ResultLineError, RunResult, SparkInfo, parse_result_line
+from recommender.result import Counts, Metrics, ResultLineError, RunResult, Runtime, SparkRuntime, parse_result_line
 from recommender.timing import PhaseTimer
 
 pytestmark = pytest.mark.unit
@@ -72,7 +74,7 @@ def sample_result() -> RunResult:
         counts=Counts(100_000, 0, 943, 1682, 80_230, 19_770, 80_230, 19_740),
         metrics=Metrics(0.55, 0.92, 0.73),
         phases={"load": 1.0, "fit": 2.0, "predict": 3.0, "evaluate": 4.0, "total": 10.0},
-        spark=SparkInfo("4.1.1", "local[2]", "local-1", 2),
+        runtime=Runtime(spark=SparkRuntime("4.1.1", "local[2]", "local-1", 2)),
         started_at="2026-11-24T00:00:00+00:00",
     )
 
@@ -92,7 +94,8 @@ def test_result_line_round_trips() -> None:
         ("ALS_RESULT {}\nALS_RESULT {}", "found 2"),
         ("ALS_RESULT {not json", "not valid JSON"),
         ("ALS_RESULT [1, 2]", "not an object"),
-        ('ALS_RESULT {"impl": "python"}', "lacks"),
+        ('ALS_RESULT {"schema": 1, "impl": "python"}', "schema 1 is not the supported 2"),
+        ('ALS_RESULT {"schema": 2, "impl": "python"}', "does not match schema 2 at the top level: 'api' is a required"),
     ],
 )
 def test_bad_result_output(output: str, message: str) -> None:
@@ -101,7 +104,6 @@ def test_bad_result_output(output: str, message: str) -> None:
 
 
 def test_result_line_refuses_nan() -> None:
-    result = sample_result()
-    result.metrics.train_mse = float("nan")
+    result = dataclasses.replace(sample_result(), metrics=Metrics(float("nan")))
     with pytest.raises(ValueError, match="Out of range float values"):
         result.to_line()

@@ -8,6 +8,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -79,7 +80,7 @@ def test_mirror_is_read_from_the_environment(movielens_dir: Path, tmp_path: Path
 
 
 def test_missing_mirror_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="mirror folder .*nowhere does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"mirror folder .*nowhere does not exist"):
         prepare("ml-100k", tmp_path / "nowhere", tmp_path)
 
 
@@ -100,7 +101,7 @@ def test_prepare_synthetic_is_cached_with_its_noise_floor(tmp_path: Path) -> Non
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Serves files with HTTP Range support, and counts the Range headers it was sent."""
 
-    ranges: list[str] = []
+    ranges: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:
         pass

@@ -8,8 +8,8 @@ import pytest
 
 from recommender.data.formats import BadInputError
 from recommender.params import ALSParams
-from recommender.spark.job import run_job
 from recommender.split import holdout_hash, holdout_sql
+from tests.engines import run_engine
 
 pytestmark = pytest.mark.spark
 APIS = ("rdd", "df")
@@ -32,7 +32,7 @@ def test_bad_line_is_named(spark, tmp_path: Path, api: str, case: str) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + line + "\n")
     with pytest.raises(BadInputError) as info:
-        run_job(spark, str(path), api, PARAMS)
+        run_engine("python", str(path), api, PARAMS, spark=spark)
     assert str(info.value) == f"{path}, line 65: {problem}"
 
 
@@ -40,7 +40,7 @@ def test_bad_line_is_named(spark, tmp_path: Path, api: str, case: str) -> None:
 def test_skip_bad_rows_reports_what_it_skipped(spark, tmp_path: Path, api: str) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text("1,2,x\n" + GOOD + "7,8\n")
-    result = run_job(spark, str(path), api, PARAMS, skip_bad_rows=True)
+    result = run_engine("python", str(path), api, PARAMS, skip_bad_rows=True, spark=spark)
     assert result.counts.ratings == 64 and result.counts.skipped_rows == 2
     assert result.skipped_examples == [
         "line 1: rating 'x' is not a finite number",
@@ -51,11 +51,11 @@ def test_skip_bad_rows_reports_what_it_skipped(spark, tmp_path: Path, api: str) 
 @pytest.mark.parametrize("api", APIS)
 def test_missing_and_empty_files(spark, tmp_path: Path, api: str) -> None:
     with pytest.raises(BadInputError, match=r"nope\.csv: file does not exist"):
-        run_job(spark, str(tmp_path / "nope.csv"), api, PARAMS)
+        run_engine("python", str(tmp_path / "nope.csv"), api, PARAMS, spark=spark)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(BadInputError, match=r"empty\.csv: file is empty"):
-        run_job(spark, str(empty), api, PARAMS)
+        run_engine("python", str(empty), api, PARAMS, spark=spark)
 
 
 def test_sql_holdout_hash_equals_the_python_one(spark) -> None:

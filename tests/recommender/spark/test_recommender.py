@@ -11,7 +11,7 @@ from recommender.data.sources import prepare
 from recommender.data.synthetic import SyntheticSpec, generate
 from recommender.params import ALSParams
 from recommender.result import RunResult
-from recommender.spark.job import run_job
+from tests.engines import run_engine
 
 pytestmark = pytest.mark.spark
 APIS = ("rdd", "df")
@@ -22,7 +22,7 @@ def ml100k_runs(spark, movielens_dir: Path, tmp_path_factory) -> dict[str, RunRe
     """The issue's reference setting: 80/20 split with seed 42, rank 10, regularization 0.1."""
     prepared = prepare("ml-100k", movielens_dir, tmp_path_factory.mktemp("cache"))
     params = ALSParams(rank=10, iterations=15, reg=0.1, seed=42, holdout=0.2)
-    return {api: run_job(spark, prepared.csv, api, params, "ml-100k") for api in APIS}
+    return {api: run_engine("python", prepared.csv, api, params, data="ml-100k", spark=spark) for api in APIS}
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -72,7 +72,7 @@ def test_synthetic_lands_on_the_noise_floor(spark, low_rank_file, api: str) -> N
     path, oracle_mse = low_rank_file
     assert oracle_mse == pytest.approx(NOISE**2, rel=0.02)
     params = ALSParams(rank=6, iterations=15, reg=0.05, seed=42, holdout=0.2)
-    m = run_job(spark, str(path), api, params).metrics
+    m = run_engine("python", str(path), api, params, spark=spark).metrics
     assert 0.85 * oracle_mse < m.train_mse < oracle_mse
     assert m.holdout_rmse is not None
     assert 0.98 * NOISE < m.holdout_rmse < 1.15 * NOISE
@@ -82,6 +82,6 @@ def test_fifty_iterations_run_with_the_checkpoint_directory(spark, low_rank_file
     """Without a checkpoint directory MLlib's ALS lineage overflows the stack near 20 iterations."""
     assert spark.sparkContext.getCheckpointDir() is not None
     path, oracle_mse = low_rank_file
-    result = run_job(spark, str(path), "rdd", ALSParams(rank=6, iterations=50, reg=0.05))
+    result = run_engine("python", str(path), "rdd", ALSParams(rank=6, iterations=50, reg=0.05), spark=spark)
     assert result.params["iterations"] == 50
     assert result.metrics.train_mse < oracle_mse

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,10 +12,10 @@ from hypothesis import strategies as st
 from recommender.params import ALSParams
 
 torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
-import itertools
 
 from recommender.tensor import als as torch_als  # noqa: E402
 from recommender.tensor import single as torch_engine  # noqa: E402
+from recommender.tensor.topk import top_k  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +89,18 @@ def test_compact_and_lookup_are_inverse(ids: list[int]) -> None:
     assert (distinct[index] == values).all()
     assert (torch_engine.lookup(distinct, values) == index).all()
     assert torch_engine.lookup(distinct, np.array([-1], dtype=np.int64))[0] == -1
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_top_k_is_the_brute_force_ranking(exclude: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    users, items = torch.randn(40, 5, generator=generator), torch.randn(30, 5, generator=generator)
+    u, i, r = random_ratings(40, 30, 0.2, 4)
+    rated = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 40, 30)
+    best = top_k(users, items, 7, rated.indicator if exclude else None, chunk_bytes=4 * 30 * 3)  # 3 users a chunk
+    scores = (users @ items.T).numpy()
+    if exclude:
+        scores[u, i] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
+    assert np.array_equal(np.sort(best.items.numpy(), axis=1), np.sort(expected, axis=1))
+    assert not exclude or not any(set(best.items[n].tolist()) & set(i[u == n].tolist()) for n in range(40))

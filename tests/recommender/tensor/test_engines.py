@@ -18,11 +18,9 @@ import pytest
 
 from recommender.data.sources import prepare
 from recommender.params import ALSParams
-from recommender.spark.job import run_job
+from tests.engines import run_engine
 
 torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
-from recommender.tensor import on_spark as torch_spark  # noqa: E402
-from recommender.tensor import single as torch_engine  # noqa: E402
 
 pytestmark = pytest.mark.spark
 PARAMS = ALSParams(rank=10, iterations=15, reg=0.1, seed=42, holdout=0.2)
@@ -42,8 +40,8 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.parametrize("data", ["ml100k", "synthetic"])
 def test_torch_fits_mllibs_objective(spark, data: str, request: pytest.FixtureRequest) -> None:
     csv = request.getfixturevalue(data)
-    mllib = run_job(spark, csv, "df", PARAMS)
-    ours = torch_engine.run(csv, PARAMS)
+    mllib = run_engine("python", csv, "df", PARAMS, spark=spark)
+    ours = run_engine("torch", csv, params=PARAMS)
     assert dataclasses.astuple(ours.counts) == dataclasses.astuple(mllib.counts)
     assert ours.metrics.train_mse == pytest.approx(mllib.metrics.train_mse, rel=TOLERANCE)
     assert ours.metrics.holdout_rmse == pytest.approx(mllib.metrics.holdout_rmse, rel=TOLERANCE)
@@ -52,26 +50,15 @@ def test_torch_fits_mllibs_objective(spark, data: str, request: pytest.FixtureRe
 
 def test_plain_lambda_would_be_caught(ml100k: str) -> None:
     """The tolerance discriminates: λ without the per-row count is another model."""
-    scaled = torch_engine.run(ml100k, PARAMS)
-    plain = torch_engine.run(ml100k, dataclasses.replace(PARAMS, reg=PARAMS.reg / 50))  # ~λ/mean count
+    scaled = run_engine("torch", ml100k, params=PARAMS)
+    plain = run_engine("torch", ml100k, params=dataclasses.replace(PARAMS, reg=PARAMS.reg / 50))  # ~λ/mean count
     assert abs(plain.metrics.holdout_rmse / scaled.metrics.holdout_rmse - 1) > 10 * TOLERANCE
 
 
 def test_torch_spark_is_the_same_solver_distributed(spark, ml100k: str) -> None:
-    single = torch_engine.run(ml100k, PARAMS)
-    distributed = run_job(spark, ml100k, "df", PARAMS, engine=torch_spark.run, impl="torch-spark")
+    single = run_engine("torch", ml100k, params=PARAMS)
+    distributed = run_engine("torch-spark", ml100k, "df", PARAMS, spark=spark)
     assert distributed.impl == "torch-spark" and distributed.params["blocks"] == 2
     assert dataclasses.astuple(distributed.counts) == dataclasses.astuple(single.counts)
     assert distributed.metrics.train_mse == pytest.approx(single.metrics.train_mse, rel=1e-5)
     assert distributed.metrics.holdout_rmse == pytest.approx(single.metrics.holdout_rmse, rel=1e-5)
-
-
-@pytest.mark.gpu
-def test_cuda_matches_cpu_to_float32_accuracy(ml100k: str) -> None:
-    if not torch.cuda.is_available():
-        pytest.skip("torch sees no CUDA device on this machine")
-    cpu = torch_engine.run(ml100k, PARAMS, "cpu")
-    gpu = torch_engine.run(ml100k, PARAMS, "cuda")
-    assert gpu.spark.master == "torch:cuda"
-    assert gpu.metrics.train_mse == pytest.approx(cpu.metrics.train_mse, rel=1e-4)
-    assert gpu.metrics.holdout_rmse == pytest.approx(cpu.metrics.holdout_rmse, rel=1e-4)

@@ -47,17 +47,6 @@ public final class RecommenderJava {
         if (code != 0) System.exit(code);
     }
 
-    private static <T> T timed(Timer timer, String phase, java.util.function.Supplier<T> body) {
-        System.err.println("ALS_PHASE " + phase + " begin");
-        long start = System.nanoTime();
-        try {
-            return body.get();
-        } finally {
-            timer.record(phase, (System.nanoTime() - start) / 1e9);
-            System.err.println("ALS_PHASE " + phase + " end");
-        }
-    }
-
     private static JavaPairRDD<Tuple2<Integer, Integer>, Double> keyed(JavaRDD<Rating> rs) {
         return rs.mapToPair(r -> new Tuple2<>(new Tuple2<>(r.user(), r.product()), r.rating()));
     }
@@ -76,7 +65,7 @@ public final class RecommenderJava {
         String path = o.input();
         long[] goodBad = new long[2];
         List<String> skipped = new java.util.ArrayList<>();
-        JavaRDD<Rating> ratings = timed(timer, "load", () -> {
+        JavaRDD<Rating> ratings = timer.time("load", () -> {
             Options$.MODULE$.checkSource(path);
             JavaRDD<Option<Rating>> parsed = sc.textFile(path).map(line -> {
                 Option<Tuple3<Object, Object, Object>> p = Rules.parse(line);
@@ -97,7 +86,7 @@ public final class RecommenderJava {
         JavaRDD<Rating> train = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) >= cut) : ratings;
         JavaRDD<Rating> holdout = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) < cut) : null;
 
-        MatrixFactorizationModel model = timed(timer, "fit", () -> {
+        MatrixFactorizationModel model = timer.time("fit", () -> {
             MatrixFactorizationModel m = ALS.train(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.seed());
             m.userFeatures().count();
             return m;
@@ -105,7 +94,7 @@ public final class RecommenderJava {
         @SuppressWarnings("unchecked")
         JavaPairRDD<Tuple2<Integer, Integer>, Double>[] preds = new JavaPairRDD[2];
         long[] predCounts = new long[2];
-        timed(timer, "predict", () -> {
+        timer.time("predict", () -> {
             preds[0] = keyed(model.predict(train.mapToPair(r -> new Tuple2<Object, Object>(r.user(), r.product())).rdd()).toJavaRDD()).cache();
             predCounts[0] = preds[0].count();
             if (holdout != null) {
@@ -114,7 +103,7 @@ public final class RecommenderJava {
             }
             return null;
         });
-        Double[] metrics = timed(timer, "evaluate", () -> {
+        Double[] metrics = timer.time("evaluate", () -> {
             Tuple3<Double, Double, Long> t = errors(train, preds[0]);
             Double rmse = null;
             Double mae = null;

@@ -1,6 +1,6 @@
 package als
 
-/** The ALS_RESULT line (schema 1), with the keys of recommender/result.py. */
+/** The ALS_RESULT line (schema 2: recommender/result.schema.json). */
 object Result {
   val Prefix = "ALS_RESULT "
 

@@ -1,18 +1,14 @@
 package als
 
 import java.io.File
-import java.time.Instant
-import java.time.temporal.ChronoUnit
 import java.util.UUID
 
 import org.apache.spark.SparkContext
 
-import Result._
-
 /** Input that cannot be used; the message names the file and, where there is one, the line. */
 class BadInput(message: String) extends RuntimeException(message)
 
-/** The arguments every implementation takes (see recommender/cli.py add_als_arguments). */
+/** The arguments every implementation takes: recommender/params.py declares them, recommender/cli.py parses the same. */
 final case class Options(input: String, api: String, rank: Int, iterations: Int, reg: Double, seed: Long,
                          blocks: Option[Int], holdout: Double, skipBadRows: Boolean, checkpointDir: Option[String],
                          data: Option[String])
@@ -74,49 +70,4 @@ object Options {
   }
 
   def inputBytes(path: String): Long = localPath(path).map(p => new File(p).length()).getOrElse(0L)
-}
-
-/** Seconds per phase, in the order load, fit, predict, evaluate. */
-class Timer {
-  val seconds = scala.collection.mutable.LinkedHashMap.empty[String, Double]
-  val startedAt: String = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString.replace("Z", "+00:00")
-
-  def record(name: String, elapsed: Double): Unit = seconds(name) = seconds.getOrElse(name, 0.0) + elapsed
-
-  /** Times `body`; the stderr markers let a log (spark-rapids' explain output) be split by phase. */
-  def phase[T](name: String)(body: => T): T = {
-    System.err.println(s"ALS_PHASE $name begin")
-    val start = System.nanoTime()
-    try body finally {
-      record(name, (System.nanoTime() - start) / 1e9)
-      System.err.println(s"ALS_PHASE $name end")
-    }
-  }
-}
-
-/** Builds the result line from a run's parts; used by the Scala and Java recommenders alike. */
-object Report {
-  private def round4(d: Double): Double = math.round(d * 1e4) / 1e4
-
-  def counts(good: Long, bad: Long, users: Long, items: Long, train: Long, holdout: Long,
-             trainPred: Long, heldPred: Long): JObj = JObj(Seq(
-    "ratings" -> JInt(good), "skipped_rows" -> JInt(bad), "users" -> JInt(users), "items" -> JInt(items),
-    "train" -> JInt(train), "holdout" -> JInt(holdout), "train_predictions" -> JInt(trainPred),
-    "holdout_predictions" -> JInt(heldPred)))
-
-  def line(impl: String, o: Options, sc: SparkContext, t: Timer, r: RecommenderScala.Outcome): String = {
-    val phases = t.seconds.toSeq.map { case (k, v) => k -> (JNum(round4(v)): Json) } :+ ("total" -> JNum(round4(t.seconds.values.sum)))
-    Result.line(JObj(Seq(
-      "schema" -> JInt(1), "impl" -> JStr(impl), "api" -> JStr(o.api),
-      "data" -> JStr(o.data.getOrElse(o.input)), "input" -> JStr(o.input), "input_bytes" -> JInt(Options.inputBytes(o.input)),
-      "params" -> JObj(Seq("rank" -> JInt(o.rank), "iterations" -> JInt(o.iterations), "reg" -> JNum(o.reg),
-        "seed" -> JInt(o.seed), "blocks" -> JInt(o.blocks.getOrElse(sc.defaultParallelism).toLong), "holdout" -> JNum(o.holdout))),
-      "counts" -> r.counts,
-      "metrics" -> JObj(Seq("train_mse" -> JNum(r.trainMse), "holdout_rmse" -> opt(r.holdoutRmse), "holdout_mae" -> opt(r.holdoutMae))),
-      "phases" -> JObj(phases),
-      "spark" -> JObj(Seq("version" -> JStr(sc.version), "master" -> JStr(sc.master), "app_id" -> JStr(sc.applicationId),
-        "default_parallelism" -> JInt(sc.defaultParallelism.toLong))),
-      "started_at" -> JStr(t.startedAt),
-      "skipped_examples" -> JArr(r.skipped.map(JStr)))))
-  }
 }

@@ -1,0 +1,144 @@
+"""The one engine contract: what every in-process engine is given, what it returns, and the one
+place that runs it (inside a Spark session where it needs one), builds its `RunResult`, prints
+it, and maps bad input to exit code 2.
+
+An engine is a function `engine(job: Job, timer: PhaseTimer) -> Outcome`, named in the registry
+(`recommender/launch/registry.py`). A Spark engine takes the active SparkSession. The JVM
+programs honour the same contract through their result line. This module imports neither pyspark
+nor torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+
+from recommender.launch.registry import Implementation, check_api
+from recommender.params import ALSParams
+from recommender.result import Counts, Metrics, RunResult, Runtime
+from recommender.timing import PhaseTimer
+
+ERROR_EXIT = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of one engine: the input, the parameters and how to treat bad lines."""
+
+    api: str
+    path: str
+    data: str  # the data set's name for the result line
+    params: ALSParams
+    skip_bad_rows: bool = False
+    device: str = "cpu"  # torch engines: cpu, cuda or cuda:N
+    threads: int | None = None  # single-node torch: intra-op threads (None: torch's default)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an engine returns; `blocks` is the block count it really used."""
+
+    counts: Counts
+    metrics: Metrics
+    runtime: Runtime
+    blocks: int
+    skipped_examples: list[str] = field(default_factory=list)
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Where Spark runs and how; `master` None leaves it to spark-submit."""
+
+    master: str | None = "local[2]"
+    app_name: str = "als-benchmark"
+    driver_memory: str | None = "4g"
+    checkpoint_dir: str | None = None  # None: a fresh folder under /tmp, removed at the end
+    confs: dict[str, str] = field(default_factory=dict)
+
+
+Engine = Callable[[Job, PhaseTimer], Outcome]
+
+
+def run(impl: Implementation, job: Job, session: SessionConfig = SessionConfig()) -> RunResult:
+    """Run `job` on `impl`'s engine, in a Spark session (`session`) where the engine needs one."""
+    check(impl, job)
+    if impl.uses_spark:
+        from recommender.spark.session import run_in_session, spark_session
+
+        with spark_session(session) as spark:
+            return run_in_session(spark, impl, job)
+    return execute(impl, job, PhaseTimer())
+
+
+def execute(impl: Implementation, job: Job, timer: PhaseTimer) -> RunResult:
+    """Run the engine of `impl` (in the active Spark session, for a Spark engine), timed by `timer`."""
+    check(impl, job)
+    engine: Engine = impl.load_engine()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    outcome = engine(job, timer)
+    return build_result(impl.name, job, outcome, timer, started_at)
+
+
+def check(impl: Implementation, job: Job) -> None:
+    """A ValueError, before anything starts, for an API or a device the implementation lacks."""
+    check_api(impl, job.api)
+    if job.device != "cpu" and not job.device.startswith("cuda"):
+        raise ValueError(f"--device {job.device}: expected cpu, cuda or cuda:N")
+    if job.device != "cpu" and "cuda" not in impl.devices:
+        raise ValueError(f"--device {job.device}: {impl.name} runs on the CPU only")
+
+
+def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, started_at: str) -> RunResult:
+    """The one place a `RunResult` is made."""
+    from recommender.data.readers import local_size
+
+    return RunResult(
+        impl=impl,
+        api=job.api,
+        data=job.data,
+        input=job.path,
+        input_bytes=local_size(job.path),
+        params=asdict(replace(job.params, blocks=outcome.blocks)),
+        counts=outcome.counts,
+        metrics=outcome.metrics,
+        phases={name: round(seconds, 4) for name, seconds in timer.seconds.items()} | {"total": round(timer.total, 4)},
+        runtime=outcome.runtime,
+        started_at=started_at,
+        skipped_examples=outcome.skipped_examples[:10],
+        resources=outcome.resources,
+    )
+
+
+def summary(result: RunResult) -> str:
+    """A few human-readable lines about a run."""
+    m, c, p = result.metrics, result.counts, result.phases
+    lines = [
+        f"{result.impl}/{result.api} on {result.data}: {c.ratings:,} ratings, "
+        f"{c.users:,} users, {c.items:,} items ({result.runtime.describe()})",
+        f"  training MSE {m.train_mse:.4f}",
+    ]
+    if m.holdout_rmse is not None and m.holdout_mae is not None:
+        lines.append(
+            f"  holdout RMSE {m.holdout_rmse:.4f}, MAE {m.holdout_mae:.4f} "
+            f"on {c.holdout_predictions:,} of {c.holdout:,} held-out ratings"
+        )
+    if c.skipped_rows:
+        lines.append(f"  skipped {c.skipped_rows:,} bad lines, e.g. {result.skipped_examples[0]}")
+    lines.append("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in p.items()))
+    return "\n".join(lines)
+
+
+def report(compute: Callable[[], RunResult]) -> int:
+    """Run `compute`; print its summary and result line (exit 0), or `error: ...` (exit 2) for
+    bad input, bad options or missing files: the one place errors become exit codes."""
+    try:
+        result = compute()
+    except (ValueError, FileNotFoundError) as error:  # BadInputError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return ERROR_EXIT
+    print(summary(result))
+    print(result.to_line(), flush=True)
+    return 0

@@ -1,0 +1,120 @@
+"""Every ALS implementation of the suite, one record each: the only list of them.
+
+The CLI's choices, the entry script, the grid's expansion, the runner's and EMR's command lines,
+EMR's cost model and the benchmark skips all read this table; adding an engine is one record here
+and its module. Importing this module imports neither pyspark nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class Launcher(Enum):
+    """How a run of the implementation is started."""
+
+    PYSPARK = "pyspark"  # `spark-submit recommender/entry.py`: a PySpark driver in this package
+    PYTHON = "python"  # `python recommender/entry.py`: a plain process, no Spark
+    JVM = "jvm"  # `spark-submit --class MAIN als-recommender.jar`: the Scala/Java programs
+
+
+class Need(Enum):
+    """What a machine must have for an implementation to run (see recommender/capabilities.py)."""
+
+    JVM = "jvm"  # Java 17+ for Spark
+    JDK = "jdk"  # javac, to build the jar
+    TORCH = "torch"  # PyTorch (requirements-torch.txt)
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One implementation: what it is, which Spark APIs it has, how it starts, what it needs."""
+
+    name: str
+    description: str
+    apis: tuple[str, ...]  # Spark APIs: rdd (mllib), df (ml); `none` for an engine without Spark
+    launcher: Launcher
+    needs: frozenset[Need]
+    engine: str | None = None  # "module:function" of an in-process engine (PYSPARK, PYTHON)
+    main_class: str | None = None  # the JVM programs' entry class
+    devices: tuple[str, ...] = ("cpu",)  # torch devices the engine itself runs on
+    emr: bool = True  # runs as an EMR step
+    versus: str | None = None  # the implementation the report compares it with (the study: Scala over Python)
+    # The study's time relative to Scala's on the same API (EMR's cost estimate): its Python RDD
+    # recommender took 858 s where Scala took 191 s.
+    slowdown: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def uses_spark(self) -> bool:
+        return self.launcher is not Launcher.PYTHON
+
+    @property
+    def own_gpu_solver(self) -> bool:
+        """Solves on the GPU itself (`--device cuda`), rather than through spark-rapids."""
+        return "cuda" in self.devices
+
+    def relative_time(self, api: str) -> float:
+        return dict(self.slowdown).get(api, 1.0)
+
+    def load_engine(self) -> Any:
+        """The engine function: `engine(job, timer) -> Outcome` (recommender/engine.py)."""
+        if self.engine is None:
+            raise ValueError(f"{self.name} runs as its own JVM program, not in this process")
+        module, _, function = self.engine.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+NO_SPARK_API = "none"
+
+IMPLEMENTATIONS: tuple[Implementation, ...] = (
+    Implementation(
+        "python", "PySpark MLlib: pyspark.mllib (rdd) or pyspark.ml (df) ALS, driven from Python",
+        ("rdd", "df"), Launcher.PYSPARK, frozenset({Need.JVM}), engine="recommender.spark.engines:mllib",
+        slowdown=(("rdd", 858 / 191),),
+    ),
+    Implementation(
+        "scala", "Spark MLlib from Scala: mllib (rdd) or ml (df) ALS in the jar",
+        ("rdd", "df"), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderScala",
+        versus="python",
+    ),
+    Implementation(
+        "java", "Spark MLlib from Java: mllib (rdd) ALS in the jar",
+        ("rdd",), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderJava",
+        versus="python",
+    ),
+    Implementation(
+        "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",
+        (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH}), engine="recommender.tensor.single:run",
+        devices=("cpu", "cuda"), emr=False,
+    ),
+    Implementation(
+        "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",
+        ("df",), Launcher.PYSPARK, frozenset({Need.JVM, Need.TORCH}), engine="recommender.spark.engines:torch_spark",
+        devices=("cpu", "cuda"), emr=False,
+    ),
+)
+
+BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
+NAMES = tuple(BY_NAME)
+APIS = tuple(dict.fromkeys(api for impl in IMPLEMENTATIONS for api in impl.apis))
+DEFAULT = "python"
+
+
+def get(name: str) -> Implementation:
+    """The implementation called `name`, or a ValueError listing the known ones."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown implementation {name!r}; known: {', '.join(NAMES)}")
+    return BY_NAME[name]
+
+
+def check_api(impl: Implementation, api: str) -> None:
+    if api not in impl.apis:
+        raise ValueError(f"the {impl.name} implementation has the {'/'.join(impl.apis)} API, not {api!r}")
+
+
+def help_text() -> str:
+    """One line per implementation, for the CLI's help."""
+    return "; ".join(f"{impl.name}: {impl.description} [{'/'.join(impl.apis)}]" for impl in IMPLEMENTATIONS)

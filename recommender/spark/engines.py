@@ -1,0 +1,46 @@
+"""The Spark engines of the registry, on the engine contract: MLlib's two APIs and torch-spark.
+
+Each takes the active SparkSession (started by `recommender.spark.session`), runs its phases and
+returns an `Outcome` whose runtime says what ran.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from recommender.engine import Job, Outcome
+from recommender.result import Runtime, SparkRuntime, TorchRuntime
+from recommender.spark import df, rdd
+from recommender.timing import PhaseTimer
+
+MLLIB_APIS = {"rdd": rdd.run, "df": df.run}
+
+
+def spark_runtime(spark: SparkSession) -> SparkRuntime:
+    sc = spark.sparkContext
+    return SparkRuntime(spark.version, str(sc.master), sc.applicationId, sc.defaultParallelism)
+
+
+def blocks(spark: SparkSession, job: Job) -> int:
+    return job.params.blocks or spark.sparkContext.defaultParallelism
+
+
+def mllib(job: Job, timer: PhaseTimer) -> Outcome:
+    """`impl python`: MLlib's ALS through PySpark, with the RDD (mllib) or DataFrame (ml) API."""
+    spark = SparkSession.active()
+    counts, metrics, examples = MLLIB_APIS[job.api](spark, job.path, job.params, job.skip_bad_rows, timer)
+    return Outcome(counts, metrics, Runtime(spark=spark_runtime(spark)), blocks(spark, job), examples)
+
+
+def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
+    """`impl torch-spark`: the PyTorch solver distributed by Spark, each task on `job.device`."""
+    import torch
+
+    from recommender.tensor import on_spark
+
+    spark = SparkSession.active()
+    counts, metrics, examples = on_spark.run(spark, job.path, job.params, job.skip_bad_rows, timer,
+                                             device=job.device)
+    task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
+    torch_info = TorchRuntime(torch.__version__, job.device, task_cpus)
+    return Outcome(counts, metrics, Runtime(spark_runtime(spark), torch_info), blocks(spark, job), examples)

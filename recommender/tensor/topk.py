@@ -1,0 +1,49 @@
+"""The k best items for every user, from the factors, on the factors' device.
+
+One batched matrix product and `torch.topk` per chunk of users, the chunk sized so that its score
+matrix stays within a memory budget whatever the number of users. Items a user rated in training
+can be excluded (their scores set to -inf before the top-k), the way Spark's
+`recommendForAllUsers` does not and most recommenders do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+CHUNK_BYTES = 256 * 2**20  # one chunk's score matrix
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Per user (rows in the order of the user factors): the k item indices and their scores."""
+
+    items: torch.Tensor  # users x k, int64 indices into the item factors
+    scores: torch.Tensor  # users x k, descending
+
+
+def top_k(users: torch.Tensor, items: torch.Tensor, k: int, rated: torch.Tensor | None = None,
+          chunk_bytes: int = CHUNK_BYTES) -> TopK:
+    """The `k` highest-scoring items of every user; with `rated` (a users x items sparse CSR
+    matrix of training ratings) a user's rated items are left out."""
+    if k < 1:
+        raise ValueError(f"top-k needs k >= 1, not {k}")
+    k = min(k, items.shape[0])
+    n_users = users.shape[0]
+    chunk = max(1, chunk_bytes // (4 * max(items.shape[0], 1)))
+    out_items = torch.empty(n_users, k, dtype=torch.int64, device=users.device)
+    out_scores = torch.empty(n_users, k, dtype=users.dtype, device=users.device)
+    crow = rated.crow_indices() if rated is not None else None
+    cols = rated.col_indices() if rated is not None else None
+    for start in range(0, n_users, chunk):
+        stop = min(start + chunk, n_users)
+        scores = users[start:stop] @ items.T
+        if crow is not None and cols is not None:
+            lo, hi = crow[start], crow[stop]  # the chunk's ratings are one slice of the CSR arrays
+            counts = crow[start + 1 : stop + 1] - crow[start:stop]
+            rows = torch.repeat_interleave(torch.arange(stop - start, device=users.device), counts)
+            scores[rows, cols[lo:hi].long()] = float("-inf")
+        best = torch.topk(scores, k, dim=1)
+        out_items[start:stop], out_scores[start:stop] = best.indices, best.values
+    return TopK(out_items, out_scores)

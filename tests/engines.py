@@ -1,0 +1,26 @@
+"""Running any engine of the registry inside a test, on the session's shared SparkSession."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recommender import engine
+from recommender.engine import Job
+from recommender.launch import registry
+from recommender.params import ALSParams
+from recommender.result import RunResult
+from recommender.timing import PhaseTimer
+
+
+def run_engine(impl: str, path: Any, api: str | None = None, params: ALSParams | None = None,
+               data: str = "test", skip_bad_rows: bool = False, device: str = "cpu",
+               spark: Any = None) -> RunResult:
+    """`impl`'s result on `path`: in `spark` (the `spark` fixture) for a Spark engine."""
+    implementation = registry.get(impl)
+    job = Job(api or implementation.apis[-1], str(path), data, params or ALSParams(), skip_bad_rows, device)
+    if implementation.uses_spark:
+        from recommender.spark.session import run_in_session
+
+        assert spark is not None, f"{impl} needs the spark fixture"
+        return run_in_session(spark, implementation, job)
+    return engine.execute(implementation, job, PhaseTimer())

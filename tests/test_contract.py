@@ -1,0 +1,84 @@
+"""The one contract, checked on every implementation of the registry as a user starts it.
+
+Every (implementation, API) runs through its real launch command on the same small file, with every
+ALS parameter set away from its default. Each must print one result line that matches the schema
+(`recommender/result.schema.json`), echo the parameters it was given, and count the same ratings;
+MLlib from Python, Scala and Java agrees to 1e-9 per API (`tests/jvm/test_parity.py` gives the
+measured spread) and the PyTorch engines land within 0.5% of MLlib's DataFrame ALS
+(`tests/recommender/tensor/test_engines.py`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from recommender import capabilities
+from recommender.data.readers import write_study_csv
+from recommender.data.synthetic import SyntheticSpec, generate
+from recommender.engine import Job
+from recommender.launch import registry
+from recommender.launch.registry import Launcher
+from recommender.launch.submit import Launch, command, job_arguments, submit_env
+from recommender.params import ALSParams
+from recommender.result import parse_result_line
+
+pytestmark = [pytest.mark.spark, pytest.mark.parity]
+PARAMS = ALSParams(rank=6, iterations=12, reg=0.05, seed=11, blocks=2, holdout=0.25)
+CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS for api in impl.apis]
+MLLIB_TOLERANCE = 1e-9
+ENGINE_TOLERANCE = 0.005
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory: pytest.TempPathFactory) -> str:
+    data = generate(SyntheticSpec(users=400, items=250, ratings=20_000, rank=4, seed=5))
+    path = tmp_path_factory.mktemp("contract") / "ratings.csv"
+    write_study_csv(data.frame, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[tuple[str, str], dict[str, Any]]:
+    """Each case's parsed result line, filled as the cases first ask for them."""
+    return {}
+
+
+def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str], dict[str, Any]],
+              request: pytest.FixtureRequest) -> dict[str, Any]:
+    if (impl_name, api) not in cache:
+        impl = registry.get(impl_name)
+        reason = capabilities.missing(impl)
+        if reason:
+            pytest.skip(reason)
+        if impl.launcher is Launcher.JVM:
+            request.getfixturevalue("jar")
+        cmd = command(impl, job_arguments(Job(api, ratings, "contract", PARAMS)), Launch(master="local[2]", cores=2))
+        proc = subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        cache[(impl_name, api)] = parse_result_line(proc.stdout)  # validates against the schema
+    return cache[(impl_name, api)]
+
+
+@pytest.mark.parametrize("impl, api", CASES, ids=[f"{i}-{a}" for i, a in CASES])
+def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: str, results: dict,
+                                                 request: pytest.FixtureRequest) -> None:
+    implementation = registry.get(impl)
+    result = result_of(impl, api, ratings, results, request)
+    reference = result_of(registry.DEFAULT, "df", ratings, results, request)  # MLlib's DataFrame ALS
+    assert (result["impl"], result["api"], result["data"]) == (impl, api, "contract")
+    assert result["params"] == asdict(PARAMS) | ({} if implementation.uses_spark else {"blocks": 1})
+    assert result["counts"] == reference["counts"]
+    assert (result["runtime"]["spark"] is not None) == implementation.uses_spark
+    assert (result["runtime"]["torch"] is not None) == implementation.own_gpu_solver
+    assert set(result["phases"]) == {"load", "fit", "predict", "evaluate", "total"}
+    if implementation.own_gpu_solver:  # a PyTorch engine: the same objective, its own start
+        for key in ("train_mse", "holdout_rmse"):
+            assert result["metrics"][key] == pytest.approx(reference["metrics"][key], rel=ENGINE_TOLERANCE), key
+    else:  # MLlib, from any language: the same solver
+        same_api = result_of(registry.DEFAULT, api, ratings, results, request)
+        for key in ("train_mse", "holdout_rmse", "holdout_mae"):
+            assert result["metrics"][key] == pytest.approx(same_api["metrics"][key], abs=MLLIB_TOLERANCE), key
