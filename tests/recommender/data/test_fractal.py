@@ -178,9 +178,9 @@ def test_another_expansion_in_the_folder_is_replaced(tmp_path: Path) -> None:
     base = tiny_base(users=50, items=40, density=0.3)
     write(tmp_path, base, csv=False, name="fractal:tiny:3x4:1")
     other = write(tmp_path, base, csv=False, name="fractal:tiny:2x4:2")
-    assert sorted(p.name for p in (tmp_path / out.PARQUET_DIR).iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
-    assert other.ratings == pq.read_metadata(tmp_path / out.PARQUET_DIR / "part-00000.parquet").num_rows + \
-        pq.read_metadata(tmp_path / out.PARQUET_DIR / "part-00001.parquet").num_rows
+    parts = sorted((tmp_path / out.PARQUET_DIR).iterdir())
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet"]
+    assert other.ratings == sum(pq.read_metadata(p).num_rows for p in parts)
 
 
 def test_prepare_expands_the_mirror_once(movielens_dir: Path, tmp_path: Path) -> None:
