@@ -197,7 +197,7 @@ def _prepare_synthetic(name: str, cache_dir: Path) -> Prepared:
     return _store(folder, key, prepared)
 
 
-def fractal_base(name: str, data_dir: Path | None, cache_dir: Path) -> tuple[Base, dict[str, object]]:
+def fractal_base(name: str, data_dir: Path | None, cache_dir: Path | None) -> tuple[Base, dict[str, object]]:
     """The base matrix of an expansion (any data name, prepared as usual) and its file's fingerprint."""
     prepared = prepare(name, data_dir, cache_dir)
     if prepared.parquet is not None:
