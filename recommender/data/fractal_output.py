@@ -113,7 +113,7 @@ def write_part(plan: Plan, row: int) -> PartRecord:
     base, name = plan.base, part_name(row)
     parquet = f"{root}/{PARQUET_DIR}/{name}.parquet"
     csv = f"{root}/{CSV_PARTS}/{name}.csv"
-    for folder in (PARQUET_DIR, CSV_PARTS, DONE):
+    for folder in (PARQUET_DIR, DONE) + ((CSV_PARTS,) if plan.csv else ()):
         fs.create_dir(f"{root}/{folder}", recursive=True)
     seen_users = np.zeros(base.n_users, dtype=bool)
     seen_items = np.zeros(plan.spec.cols * base.n_items, dtype=bool)
