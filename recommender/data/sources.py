@@ -15,7 +15,7 @@ import re
 import shutil
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -218,14 +218,14 @@ def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepa
     key = {"version": PREP_VERSION, "spec": spec.name, "source": source}
     hit = _cached(folder, key)
     if hit is not None:
-        return hit
+        return replace(hit, name=name)  # the name as given: with or without its default seed
     check_id_range(spec, base)
     started = time.perf_counter()
     plan = Plan(spec, base, probabilities(base, spec.rows, spec.cols), str(folder), csv=True)
     manifest = write_expansion(plan, source, write_rows_here)
     print(f"generated {spec.name}: {manifest.ratings:,} ratings in {time.perf_counter() - started:.1f} s")
     prepared = Prepared(
-        spec.name, str(manifest.csv), manifest.parquet, manifest.ratings, manifest.users, manifest.items,
+        name, str(manifest.csv), manifest.parquet, manifest.ratings, manifest.users, manifest.items,
         source=f"fractal expansion of {source['path']}",
     )
     return _store(folder, key, prepared)

@@ -191,3 +191,4 @@ def test_prepare_expands_the_mirror_once(movielens_dir: Path, tmp_path: Path) ->
     stamp = Path(first.csv).stat().st_mtime_ns
     assert prepare("fractal:ml-100k:2x3:4", movielens_dir, tmp_path) == first
     assert Path(first.csv).stat().st_mtime_ns == stamp
+    assert prepare("fractal:ml-100k:2x3", movielens_dir, tmp_path).name == "fractal:ml-100k:2x3"
