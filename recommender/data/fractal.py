@@ -172,6 +172,26 @@ def expected_ratings(base: Base, keep: np.ndarray) -> float:
     return float(keep.sum()) * base.nnz
 
 
+def bernoulli_indices(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """The ascending indices below `n` kept by independent draws with probability `p`.
+
+    Gaps between kept indices are geometric, so only about n * p numbers are drawn.
+    """
+    if p >= 1.0:
+        return np.arange(n)
+    if p <= 0.0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    chunks, last = [], -1
+    while True:
+        batch = int(n * p + 6 * np.sqrt(n * p * (1 - p)) + 16)  # one batch almost always reaches n
+        positions = last + np.cumsum(rng.geometric(p, batch))
+        if positions[-1] >= n:
+            chunks.append(positions[positions < n])
+            return np.concatenate(chunks)
+        chunks.append(positions)
+        last = int(positions[-1])
+
+
 def _rng(seed: int, stream: int, *index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream, *index]))
 
@@ -183,11 +203,12 @@ def expand_block(base: Base, keep: np.ndarray, seed: int, a: int, b: int) -> tup
     expectation of the whole expansion is P (x) B with its rows and columns permuted, whose singular
     values are exactly the products of P's and B's. (MLPerf draws both shuffles per block, which
     keeps the degree distributions but not that spectrum.) The draw of kept ratings is from
-    (seed, a, b). Nothing else enters, so any task can make any block.
+    (seed, a, b). Nothing else enters, so any task can make any block. Work is proportional to the
+    ratings kept (plus the two permutations), not to the base.
     """
     user_perm = _rng(seed, 0, a).permutation(base.n_users).astype(np.int32)
     item_perm = _rng(seed, 1, b).permutation(base.n_items).astype(np.int32)
-    kept = _rng(seed, 2, a, b).random(base.nnz, dtype=np.float32) < np.float32(keep[a, b])
+    kept = bernoulli_indices(_rng(seed, 2, a, b), base.nnz, float(keep[a, b]))
     users = user_perm[base.users[kept]] + np.int32(a * base.n_users)
     items = item_perm[base.items[kept]] + np.int32(b * base.n_items)
     return users, items, base.ratings[kept]

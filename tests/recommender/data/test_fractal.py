@@ -15,6 +15,7 @@ from recommender.data.fractal import (
     Base,
     FractalSpec,
     base_from_frame,
+    bernoulli_indices,
     check_id_range,
     expand_block,
     expected_ratings,
@@ -127,6 +128,20 @@ def test_expected_count_within_one_percent_on_ml100k(ml100k: Base) -> None:
     expected = expected_ratings(ml100k, keep)
     assert expected > 1_000_000
     assert abs(count - expected) / expected < 0.01
+
+
+@pytest.mark.parametrize("p", [0.02, 0.3, 0.97])
+def test_geometric_gaps_keep_each_index_with_probability_p(p: float) -> None:
+    rng = np.random.default_rng(4)
+    n, draws = 40, 6000
+    hits = np.zeros(n)
+    for _ in range(draws):
+        kept = bernoulli_indices(rng, n, p)
+        assert np.all(np.diff(kept) > 0) and (len(kept) == 0 or (kept[0] >= 0 and kept[-1] < n))
+        hits[kept] += 1
+    spread = 5 * np.sqrt(p * (1 - p) / draws)  # five standard errors of one position's frequency
+    assert np.all(np.abs(hits / draws - p) < spread)
+    assert len(bernoulli_indices(rng, n, 1.0)) == n and len(bernoulli_indices(rng, n, 0.0)) == 0
 
 
 def test_blocks_are_deterministic_from_seed_and_position() -> None:
