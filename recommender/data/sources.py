@@ -21,7 +21,15 @@ from pathlib import Path
 import pandas as pd
 
 from recommender.data.download import download
-from recommender.data.fractal import FRACTAL, Base, base_from_frame, check_id_range, parse_fractal, probabilities
+from recommender.data.fractal import (
+    FRACTAL,
+    Base,
+    base_from_frame,
+    check_id_range,
+    expected_ratings,
+    parse_fractal,
+    probabilities,
+)
 from recommender.data.fractal_output import Plan, write_expansion, write_rows_here
 from recommender.data.movielens import MovieLensSet, check_counts, get_set
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
@@ -204,6 +212,13 @@ def fractal_base(name: str, data_dir: Path | None, cache_dir: Path | None) -> tu
         frame = pd.read_parquet(prepared.parquet)
         return base_from_frame(frame), _fingerprint(Path(prepared.parquet))
     return base_from_frame(read_ratings(prepared.csv).frame), _fingerprint(Path(prepared.csv))
+
+
+def expected_fractal_ratings(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> int:
+    """The expected size of expansion `name` (its base and SVD only, no expansion): for planning and budgets."""
+    spec = parse_fractal(name)
+    base, _ = fractal_base(spec.base, data_dir, cache_dir)
+    return round(expected_ratings(base, probabilities(base, spec.rows, spec.cols)))
 
 
 def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepared:

@@ -26,7 +26,7 @@ from recommender.data.fractal import (
 )
 from recommender.data.movielens import SETS
 from recommender.data.readers import read_ratings
-from recommender.data.sources import prepare
+from recommender.data.sources import expected_fractal_ratings, prepare
 
 pytestmark = pytest.mark.unit
 
@@ -207,3 +207,5 @@ def test_prepare_expands_the_mirror_once(movielens_dir: Path, tmp_path: Path) ->
     assert prepare("fractal:ml-100k:2x3:4", movielens_dir, tmp_path) == first
     assert Path(first.csv).stat().st_mtime_ns == stamp
     assert prepare("fractal:ml-100k:2x3", movielens_dir, tmp_path).name == "fractal:ml-100k:2x3"
+    expected = expected_fractal_ratings("fractal:ml-100k:2x3:4", movielens_dir, tmp_path)
+    assert abs(first.ratings - expected) < 0.01 * expected
