@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -160,8 +160,8 @@ def read_record(fs: pafs.FileSystem, root: str, row: int) -> PartRecord | None:
     return PartRecord(row, done["ratings"], done["users"], base64.b64decode(done["items"]))
 
 
-def start(plan: Plan, source: object) -> list[int]:
-    """Prepare the output folder (emptied when it holds another expansion); the block rows to write."""
+def reset_if_stale(plan: Plan, source: object) -> None:
+    """Create the output folder, emptying it first when it holds another expansion."""
     fs, root = _filesystem(plan.out)
     key = plan.key(source)
     key_path = f"{root}/{KEY}"
@@ -171,10 +171,16 @@ def start(plan: Plan, source: object) -> list[int]:
                 fs.delete_dir_contents(root)
     fs.create_dir(root, recursive=True)
     _write_bytes(fs, key_path, json.dumps(key).encode())
+
+
+def pending(plan: Plan, csv: bool) -> list[int]:
+    """The block rows whose record, Parquet part or (when `csv`) CSV part is missing."""
+    fs, root = _filesystem(plan.out)
+    wanted = [PARQUET_DIR + "/{}.parquet"] + ([CSV_PARTS + "/{}.csv"] if csv else [])
     return [
         row for row in range(plan.spec.rows)
         if read_record(fs, root, row) is None
-        or (plan.csv and not _exists(fs, f"{root}/{CSV_PARTS}/{part_name(row)}.csv"))
+        or not all(_exists(fs, f"{root}/" + path.format(part_name(row))) for path in wanted)
     ]
 
 
@@ -230,16 +236,17 @@ def read_manifest(out: str) -> Manifest | None:
 def write_expansion(plan: Plan, source: object, write_rows: Callable[[Plan, list[int]], None]) -> Manifest:
     """Write the parts still missing with `write_rows` (a local loop or Spark tasks), then the manifest.
 
-    A finished expansion with the same key (and a CSV, when one is asked for) is returned as it is.
+    Parts already written are kept; a finished expansion with nothing missing is returned as it is.
+    Once the one-file CSV is assembled, missing Parquet parts are rewritten without CSV parts.
     """
     started = time.perf_counter()
-    fs, root = _filesystem(plan.out)
+    reset_if_stale(plan, source)
     manifest = read_manifest(plan.out)
-    if manifest is not None and (manifest.csv or not plan.csv):
-        with fs.open_input_stream(f"{root}/{KEY}") as handle:
-            if json.loads(handle.read()) == plan.key(source):
-                return manifest
-    write_rows(plan, start(plan, source))
+    has_csv = manifest is not None and manifest.csv is not None
+    todo = pending(plan, csv=plan.csv and not has_csv)
+    if manifest is not None and not todo and (has_csv or not plan.csv):
+        return manifest
+    write_rows(replace(plan, csv=plan.csv and not has_csv), todo)
     return finish(plan, time.perf_counter() - started)
 
 

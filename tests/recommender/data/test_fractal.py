@@ -183,10 +183,23 @@ def test_resumes_a_deleted_or_unfinished_part_to_the_same_bytes(tmp_path: Path) 
     stamp = (tmp_path / out.PARQUET_DIR / "part-00000.parquet").stat().st_mtime_ns
     (tmp_path / out.MANIFEST).unlink()
     (tmp_path / out.PARQUET_DIR / "part-00001.parquet").rename(tmp_path / out.PARQUET_DIR / "part-00001.parquet.tmp")
-    (tmp_path / out.DONE / "part-00001.json").unlink()
+    (tmp_path / out.DONE / "part-00001.json").unlink()  # as if stopped while writing part 1
+    (tmp_path / out.PARQUET_DIR / "part-00002.parquet").unlink()  # a block row deleted by hand
     again = write(tmp_path, base, csv=False)
     assert folder_bytes(tmp_path) == before and again.ratings == first.ratings
     assert (tmp_path / out.PARQUET_DIR / "part-00000.parquet").stat().st_mtime_ns == stamp  # kept, not rewritten
+
+
+def test_a_part_deleted_after_the_csv_was_assembled_is_rewritten_alone(tmp_path: Path) -> None:
+    base = tiny_base(users=50, items=40, density=0.3)
+    first = write(tmp_path, base, csv=True)
+    before, csv = folder_bytes(tmp_path), Path(str(first.csv)).read_bytes()
+    stamp = (tmp_path / out.PARQUET_DIR / "part-00000.parquet").stat().st_mtime_ns
+    (tmp_path / out.PARQUET_DIR / "part-00002.parquet").unlink()
+    again = write(tmp_path, base, csv=True)
+    assert folder_bytes(tmp_path) == before and Path(str(again.csv)).read_bytes() == csv
+    assert (tmp_path / out.PARQUET_DIR / "part-00000.parquet").stat().st_mtime_ns == stamp
+    assert not (tmp_path / out.CSV_PARTS).exists()
 
 
 def test_another_expansion_in_the_folder_is_replaced(tmp_path: Path) -> None:
