@@ -89,7 +89,7 @@ def predicted_singular(base: Degrees, keep: np.ndarray) -> np.ndarray:
     return np.sort(products)[::-1][:TOP]
 
 
-def write_report(base: Base, parquet: str, keep: np.ndarray, out_dir: Path) -> Path:
+def write_report(name: str, base: Base, parquet: str, keep: np.ndarray, out_dir: Path) -> Path:
     """stats.md (tables), stats.csv, spectrum.csv, degrees.png and scree.png: the expansion against its base."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, cols = keep.shape
@@ -105,7 +105,7 @@ def write_report(base: Base, parquet: str, keep: np.ndarray, out_dir: Path) -> P
     _plot_degrees(before, after, out_dir / "degrees.png")
     _plot_scree(before, after, predicted, out_dir / "scree.png")
     text = (
-        f"# Fractal expansion {rows}x{cols}: statistics\n\n"
+        f"# {name}: statistics against the base\n\n"
         + table.to_markdown(index=False, floatfmt=".4g")
         + "\n\nTop singular values of the expansion's 0/1 matrix against the largest products of the "
         "keep-probabilities' and the base's:\n\n"
@@ -162,4 +162,4 @@ def report_for(name: str, out_dir: Path, data_dir: Path | None = None, cache_dir
     if manifest is None:
         raise FileNotFoundError(f"{name}: no manifest beside {prepared.parquet}")
     base, _ = fractal_base(parse_fractal(name).base, data_dir, cache_dir)
-    return write_report(base, manifest.parquet, np.asarray(manifest.keep), out_dir)
+    return write_report(name, base, manifest.parquet, np.asarray(manifest.keep), out_dir)

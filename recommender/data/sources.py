@@ -30,6 +30,7 @@ from recommender.data.fractal import (
     parse_fractal,
     probabilities,
 )
+from recommender.data.fractal_output import VERSION as FRACTAL_VERSION
 from recommender.data.fractal_output import Plan, write_expansion, write_rows_here
 from recommender.data.movielens import MovieLensSet, check_counts, get_set
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
@@ -230,7 +231,7 @@ def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepa
     spec = parse_fractal(name)
     base, source = fractal_base(spec.base, data_dir, cache_dir)
     folder = cache_dir / "fractal" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name[len(FRACTAL) :])
-    key = {"version": PREP_VERSION, "spec": spec.name, "source": source}
+    key = {"version": PREP_VERSION, "generator": FRACTAL_VERSION, "spec": spec.name, "source": source}
     hit = _cached(folder, key)
     if hit is not None:
         return replace(hit, name=name)  # the name as given: with or without its default seed
