@@ -213,7 +213,7 @@ def test_another_expansion_in_the_folder_is_replaced(tmp_path: Path) -> None:
 
 def test_prepare_expands_the_mirror_once(movielens_dir: Path, tmp_path: Path) -> None:
     first = prepare("fractal:ml-100k:2x3:4", movielens_dir, tmp_path)
-    assert first.parquet is not None and Path(first.csv).is_file()
+    assert first.parquet is not None and first.ratings is not None and Path(first.csv).is_file()
     assert 100_000 < first.ratings < 6 * 100_000 and first.users is not None and first.users <= 2 * 943
     assert pq.read_table(first.parquet).num_rows == first.ratings
     stamp = Path(first.csv).stat().st_mtime_ns
