@@ -1,7 +1,8 @@
 """Turning a data name into ratings files ready for Spark, each conversion cached and reused.
 
 A name is a MovieLens set (`ml-20m`), a synthetic preset (`synthetic:ml-20m` or
-`synthetic:ml-20m:SEED`), or the path of a ratings file in the study's format. MovieLens sets are
+`synthetic:ml-20m:SEED`), a fractal expansion of another name (`fractal:ml-100k:16x32[:SEED]`),
+or the path of a ratings file in the study's format. MovieLens sets are
 taken from the mirror folder when one is configured (extracted folder or zip), else from the
 cache, else downloaded from GroupLens.
 """
@@ -10,13 +11,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import pandas as pd
+
 from recommender.data.download import download
+from recommender.data.fractal import (
+    FRACTAL,
+    Base,
+    base_from_frame,
+    check_id_range,
+    expected_ratings,
+    parse_fractal,
+    probabilities,
+)
+from recommender.data.fractal_output import VERSION as FRACTAL_VERSION
+from recommender.data.fractal_output import Plan, write_expansion, write_rows_here
 from recommender.data.movielens import MovieLensSet, check_counts, get_set
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
 from recommender.data.synthetic import generate, preset
@@ -57,6 +72,8 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
     if name.startswith(SYNTHETIC):
         return _prepare_synthetic(name, cache_dir)
+    if name.startswith(FRACTAL):
+        return _prepare_fractal(name, data_dir, cache_dir)
     if name.startswith("ml-"):
         return _prepare_movielens(get_set(name), data_dir, cache_dir)
     path = Path(name)
@@ -185,5 +202,46 @@ def _prepare_synthetic(name: str, cache_dir: Path) -> Prepared:
     prepared = Prepared(
         name, str(csv), str(parquet), spec.ratings, spec.users, spec.items,
         source=f"generator {asdict(spec)}", oracle_mse=data.oracle_mse,
+    )
+    return _store(folder, key, prepared)
+
+
+def fractal_base(name: str, data_dir: Path | None, cache_dir: Path | None) -> tuple[Base, dict[str, object]]:
+    """The base matrix of an expansion (any data name, prepared as usual) and its file's fingerprint."""
+    prepared = prepare(name, data_dir, cache_dir)
+    if prepared.parquet is not None:
+        frame = pd.read_parquet(prepared.parquet)
+        return base_from_frame(frame), _fingerprint(Path(prepared.parquet))
+    return base_from_frame(read_ratings(prepared.csv).frame), _fingerprint(Path(prepared.csv))
+
+
+def expected_fractal_ratings(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> int:
+    """The expected size of expansion `name` (its base and SVD only, no expansion): for planning and budgets."""
+    spec = parse_fractal(name)
+    base, _ = fractal_base(spec.base, data_dir, cache_dir)
+    return round(expected_ratings(base, probabilities(base, spec.rows, spec.cols)))
+
+
+def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepared:
+    """Expand the base in this process (no Spark needed), as Parquet and the study's CSV, resumably.
+
+    The CSV is written because every engine reads `Prepared.csv` today; on a cluster,
+    recommender/spark/fractal.py writes the same parts with one Spark task per block row.
+    """
+    spec = parse_fractal(name)
+    base, source = fractal_base(spec.base, data_dir, cache_dir)
+    folder = cache_dir / "fractal" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name[len(FRACTAL) :])
+    key = {"version": PREP_VERSION, "generator": FRACTAL_VERSION, "spec": spec.name, "source": source}
+    hit = _cached(folder, key)
+    if hit is not None:
+        return replace(hit, name=name)  # the name as given: with or without its default seed
+    check_id_range(spec, base)
+    started = time.perf_counter()
+    plan = Plan(spec, base, probabilities(base, spec.rows, spec.cols), str(folder), csv=True)
+    manifest = write_expansion(plan, source, write_rows_here)
+    print(f"generated {spec.name}: {manifest.ratings:,} ratings in {time.perf_counter() - started:.1f} s")
+    prepared = Prepared(
+        name, str(manifest.csv), manifest.parquet, manifest.ratings, manifest.users, manifest.items,
+        source=f"fractal expansion of {source['path']}",
     )
     return _store(folder, key, prepared)
