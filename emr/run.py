@@ -213,8 +213,9 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection | None = None,
     catalogue = grid_module.load()
     chosen = catalogue.grid(grid_name)
     device = "gpu" if gpu else "cpu"
-    cases = [c for c in grid_module.expand(catalogue, chosen, max_cores, selection, grid_module.resolve_data)
-             if c.device == device and c.impl in steps.EMR_IMPLS]
+    cases = [c for c in grid_module.expand(catalogue, chosen, max_cores, selection, grid_module.resolve_data,
+                                           grid_module.expected_ratings)
+             if c.device == device and c.impl in steps.EMR_IMPLS and not c.skip]
     if not cases:
         raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.EMR_IMPLS)}")
     names = list(dict.fromkeys(c.data for c in cases))

@@ -16,7 +16,7 @@ class Environment:
     label: str
     master: str
     java: str | None
-    spark: str
+    spark: str | None
     scala: str | None
     cpu_model: str
     cpu_count: int
@@ -35,9 +35,13 @@ def java_version() -> str | None:
     return out.splitlines()[0].strip() if out else None
 
 
-def spark_versions() -> tuple[str, str | None]:
-    """The Spark version of pyspark and the Scala version of the scala-library it ships."""
-    import pyspark
+def spark_versions() -> tuple[str | None, str | None]:
+    """The Spark version of pyspark and the Scala version of the scala-library it ships; (None, None)
+    where pyspark is not installed (a bare CUDA machine running the PyTorch engine alone)."""
+    try:
+        import pyspark
+    except ImportError:
+        return None, None
 
     jars = Path(os.environ.get("SPARK_HOME") or Path(pyspark.__file__).parent) / "jars"
     scala = next((m.group(1) for p in sorted(jars.glob("scala-library-*.jar"))

@@ -28,6 +28,7 @@ class Case:
     impl: str
     api: str
     cores: int
+    skip: str | None = field(default=None, compare=False)  # why the case is over its experiment's budget
 
     @property
     def id(self) -> str:
@@ -72,6 +73,14 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """The largest input an IMPL-API case of an experiment takes, and why."""
+
+    ratings: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Grid:
     name: str
     description: str
@@ -89,6 +98,7 @@ class Catalogue:
     descriptions: dict[str, str]
     grids: dict[str, Grid]
     devices: dict[str, Device]
+    budgets: dict[str, dict[str, Budget]] = field(default_factory=dict)  # experiment -> "impl-api" -> budget
 
     def grid(self, name: str) -> Grid:
         if name not in self.grids:
@@ -125,13 +135,15 @@ def load(path: Path = GRID_FILE) -> Catalogue:
         return replace(base, **given)
 
     base = params_of("[params]", raw.get("params", {}), ALSParams())
-    experiments, descriptions = {}, {}
+    experiments, descriptions, budgets = {}, {}, {}
     for name, body in raw.get("experiments", {}).items():
         missing = [axis for axis in AXES if axis not in body]
         if missing:
             raise GridError(f"{path}: experiment {name!r} lacks {missing}")
         experiments[name] = {axis: list(body[axis]) for axis in AXES}
         descriptions[name] = body.get("description", "")
+        budgets[name] = {key: Budget(int(limit["ratings"]), str(limit["reason"]))
+                         for key, limit in body.get("max_ratings", {}).items()}
     devices = {
         name: Device(name, body.get("description", ""), dict(body.get("confs", {})),
                      body.get("task_gpu_amount"))
@@ -149,23 +161,28 @@ def load(path: Path = GRID_FILE) -> Catalogue:
             chosen[exp] = experiments[exp] | {k: list(v) for k, v in narrowing.items()}
         own = params_of(f"grid {name!r} params", body.get("params", {}), base)
         grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own)
-    return Catalogue(base, experiments, descriptions, grids, devices)
+    return Catalogue(base, experiments, descriptions, grids, devices, budgets)
 
 
 def expand(
     catalogue: Catalogue,
     grid: Grid,
     max_cores: int,
-    selection: Selection = Selection(),
+    selection: Selection | None = None,
     resolve_data: Callable[[str], str] = str,
+    data_size: Callable[[str], int | None] | None = None,
 ) -> list[Case]:
     """The grid's distinct cases, narrowed by `selection`, with cores capped at `max_cores`.
 
     `resolve_data` maps a data set name to the one that will run (a real MovieLens set or its
-    synthetic shape).
+    synthetic shape). With `data_size` (e.g. `expected_ratings`), a case whose data is larger than
+    its experiment's budget for its IMPL-API carries the budget's reason in `skip`, unless another
+    experiment runs it within budget.
     """
-    cases: set[Case] = set()
-    for axes in grid.experiments.values():
+    selection = selection or Selection()
+    cases: dict[Case, str | None] = {}
+    for experiment, axes in grid.experiments.items():
+        budgets = catalogue.budgets.get(experiment, {})
         values = {}
         for axis in AXES:
             chosen = axes[axis]
@@ -190,15 +207,47 @@ def expand(
                         if n > max_cores:
                             continue
                         for data in values["data"]:
-                            cases.add(Case(resolve_data(str(data)), device, impl, api, n))
-    return sorted(cases, key=_case_order)
+                            case = Case(resolve_data(str(data)), device, impl, api, n)
+                            budget = budgets.get(f"{impl}-{api}") if data_size else None
+                            skip = over_budget(budget, case.data, data_size) if data_size else None
+                            cases[case] = skip if cases.get(case, skip) else None
+    return sorted((replace(case, skip=skip) for case, skip in cases.items()), key=_case_order)
+
+
+def over_budget(budget: Budget | None, data: str, size: Callable[[str], int | None]) -> str | None:
+    """The budget's reason, with the sizes, when `data` is larger than `budget`; else None."""
+    if budget is None:
+        return None
+    ratings = size(data)
+    if ratings is None or ratings <= budget.ratings:
+        return None
+    return f"{budget.reason} ({ratings:,} > {budget.ratings:,} ratings)"
+
+
+def expected_ratings(name: str) -> int | None:
+    """A data set's size before it is made: MovieLens' published counts (the synthetic shapes have
+    the same), an expansion's expectation from its base; None for a file."""
+    from recommender.data.fractal import FRACTAL
+    from recommender.data.movielens import SETS
+    from recommender.data.sources import SYNTHETIC, expected_fractal_ratings, parse_synthetic
+
+    if name.startswith(FRACTAL):
+        return expected_fractal_ratings(name)
+    shape = parse_synthetic(name)[0] if name.startswith(SYNTHETIC) else name
+    return SETS[shape].ratings if shape in SETS else None
 
 
 def resolve_data(name: str) -> str:
-    """A MovieLens set that is neither mirrored nor cached runs as its synthetic shape."""
+    """A MovieLens set that is neither mirrored nor cached runs as its synthetic shape; so does the
+    base of an expansion (`fractal:ml-20m:16x32` without ml-20m expands `synthetic:ml-20m`)."""
+    from recommender.data.fractal import FRACTAL, parse_fractal
     from recommender.data.movielens import SETS
     from recommender.data.sources import stored_locally
 
+    if name.startswith(FRACTAL):
+        spec = parse_fractal(name)
+        base = resolve_data(spec.base)
+        return name if base == spec.base else replace(spec, base=base).name
     if name in SETS and not stored_locally(name):
         return f"synthetic:{name}"
     return name

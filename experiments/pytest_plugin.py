@@ -96,10 +96,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     catalogue = grid.load()
     chosen = catalogue.grid(config.getoption("--grid"))
-    cases = grid.expand(catalogue, chosen, _max_cores(config), _selection(config), grid.resolve_data)
+    cases = grid.expand(catalogue, chosen, _max_cores(config), _selection(config), grid.resolve_data,
+                        grid.expected_ratings)
     params = []
     for case in cases:
         marks = [pytest.mark.gpu] if catalogue.devices[case.device].uses_gpu else []
+        if case.skip:
+            marks.append(pytest.mark.skip(reason=case.skip))
         if case.data != "ml-100k":
             marks.append(pytest.mark.slow)
         values = (case.impl, case.api, case.device, case.cores, case.data)

@@ -28,6 +28,10 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
     parser.add_argument("--checkpoint-dir", default=None, help="ALS checkpoints (default: a new /tmp folder, removed)")
     parser.add_argument("--device", default="cpu", help="torch engines: cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="single-node torch: CPU threads")
+    parser.add_argument("--top-k", type=int, default=0,
+                        help="the recommend phase: the K best items for every user (default 0: none)")
+    parser.add_argument("--include-rated", action="store_true",
+                        help="let a user's training items into their recommendations (default: left out)")
 
 
 def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementation, Job]:
@@ -36,7 +40,9 @@ def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementa
     params = ALSParams(**{f.name: getattr(args, f.name) for f in param_fields()})
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
-    return impl, Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads)
+    job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,
+              not args.include_rated)
+    return impl, job
 
 
 def parse_confs(pairs: Sequence[str]) -> dict[str, str]:
@@ -59,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the recommender and print its result line")
-    run.add_argument("--data", required=True, help="ml-100k, synthetic:ml-20m[:SEED], or a file")
+    run.add_argument("--data", required=True,
+                     help="ml-100k, synthetic:ml-20m[:SEED], fractal:BASE:RxC[:SEED], or a ratings file")
     add_job_arguments(run, registry.IMPLEMENTATIONS)
     run.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     run.add_argument("--driver-memory", default="4g")
@@ -67,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(run)
 
     data = commands.add_parser("data", help="download/convert or generate a data set")
-    data.add_argument("name", help="ml-100k, synthetic:ml-20m[:SEED], ...")
+    data.add_argument("name", help="ml-100k, synthetic:ml-20m[:SEED], fractal:BASE:RxC[:SEED], ...")
+    data.add_argument("--stats", type=Path, default=None, metavar="OUTDIR",
+                      help="fractal:... only: write its statistics against the base (table, degree and scree plots)")
     _data_options(data)
     return parser
 
@@ -88,6 +97,10 @@ def _data(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{prepared.name}: {prepared.ratings:,} ratings -> {prepared.csv}, {prepared.parquet}")
+    if args.stats is not None:
+        from recommender.data.fractal_stats import report_for
+
+        print(f"statistics: {report_for(args.name, args.stats, args.data_dir, args.cache_dir)}")
     return 0
 
 
@@ -99,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         check_master(args.master)
         confs = parse_confs(args.conf)
         prepared = prepare(args.data, args.data_dir, args.cache_dir)
-        impl, job = job_from(args, prepared.csv, prepared.name)
+        impl = registry.get(args.impl)
+        impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from recommender.launch.registry import Implementation, check_api
 from recommender.params import ALSParams
-from recommender.result import Counts, Metrics, RunResult, Runtime
+from recommender.result import Counts, Metrics, Recommended, RunResult, Runtime
 from recommender.timing import PhaseTimer
 
 ERROR_EXIT = 2
@@ -34,6 +34,8 @@ class Job:
     skip_bad_rows: bool = False
     device: str = "cpu"  # torch engines: cpu, cuda or cuda:N
     threads: int | None = None  # single-node torch: intra-op threads (None: torch's default)
+    top_k: int = 0  # the recommend phase's k; 0: no recommend phase
+    exclude_rated: bool = True  # leave a user's training items out of their recommendations
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Outcome:
     blocks: int
     skipped_examples: list[str] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
+    recommended: Recommended | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ def check(impl: Implementation, job: Job) -> None:
         raise ValueError(f"--device {job.device}: expected cpu, cuda or cuda:N")
     if job.device != "cpu" and "cuda" not in impl.devices:
         raise ValueError(f"--device {job.device}: {impl.name} runs on the CPU only")
+    if job.top_k < 0:
+        raise ValueError(f"--top-k {job.top_k}: expected 0 (no recommend phase) or more")
+    if job.top_k and not impl.recommends:
+        raise ValueError(f"--top-k: the {impl.name} implementation has no recommend phase yet")
 
 
 def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, started_at: str) -> RunResult:
@@ -109,6 +116,7 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         started_at=started_at,
         skipped_examples=outcome.skipped_examples[:10],
         resources=outcome.resources,
+        recommended=outcome.recommended,
     )
 
 
@@ -125,6 +133,10 @@ def summary(result: RunResult) -> str:
             f"  holdout RMSE {m.holdout_rmse:.4f}, MAE {m.holdout_mae:.4f} "
             f"on {c.holdout_predictions:,} of {c.holdout:,} held-out ratings"
         )
+    if result.recommended is not None and "recommend" in p:
+        r = result.recommended
+        lines.append(f"  top {r.k} for {r.users:,} users in {p['recommend']:.2f} s "
+                     f"({r.users / max(p['recommend'], 1e-9):,.0f} users/s)")
     if c.skipped_rows:
         lines.append(f"  skipped {c.skipped_rows:,} bad lines, e.g. {result.skipped_examples[0]}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in p.items()))

@@ -49,6 +49,15 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Recommended:
+    """The recommend phase: the k best items for each of `users` users."""
+
+    k: int
+    users: int
+    exclude_rated: bool  # items a user rated in training were left out of their list
+
+
+@dataclass(frozen=True)
 class SparkRuntime:
     version: str
     master: str
@@ -101,10 +110,14 @@ class RunResult:
     started_at: str  # UTC, ISO 8601
     skipped_examples: list[str] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)  # e.g. peak memory, where measured
+    recommended: Recommended | None = None  # None: no recommend phase (--top-k 0)
     schema: int = SCHEMA
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_line(self) -> str:
-        return PREFIX + json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+        return PREFIX + json.dumps(self.as_dict(), sort_keys=True, allow_nan=False)
 
 
 class ResultLineError(ValueError):

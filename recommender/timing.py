@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-PHASES = ("load", "fit", "predict", "evaluate")
+PHASES = ("load", "fit", "predict", "evaluate", "recommend")
 
 
 class PhaseTimer:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm import tqdm
-
 CHUNK = 1 << 20
 Opener = Callable[[urllib.request.Request], BinaryIO]
 
@@ -58,6 +56,8 @@ def download(url: str, dest: Path, md5_url: str | None = None, opener: Opener = 
     """Download `url` to `dest` unless already there; verify it and return `dest`."""
     if dest.exists():
         return dest
+    from tqdm import tqdm  # imported here: reading a local set needs no progress bar
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0

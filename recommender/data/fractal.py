@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
+
+if TYPE_CHECKING:  # scipy is imported where the reduction runs: reading an expansion needs none
+    import scipy.sparse as sp
 
 from recommender.data.formats import INT32_MAX
 from recommender.data.readers import ITEM, RATING, USER
@@ -115,12 +117,16 @@ def check_id_range(spec: FractalSpec, base: Base) -> None:
 
 def interactions(base: Base) -> sp.csr_matrix:
     """The binary user x item matrix of the base (1 where a rating exists)."""
+    import scipy.sparse as sp
+
     ones = np.ones(base.nnz, dtype=np.float64)
     return sp.csr_matrix((ones, (base.users, base.items)), shape=(base.n_users, base.n_items))
 
 
 def top_svd(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(U, s, Vt) of the top `k` singular triplets, s descending; deterministic."""
+    import scipy.sparse.linalg as spla
+
     if min(matrix.shape) <= max(k + 1, DENSE_SVD_LIMIT):
         u, s, vt = np.linalg.svd(matrix.toarray(), full_matrices=False)
         return u[:, :k], s[:k], vt[:k]

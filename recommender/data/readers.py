@@ -150,8 +150,10 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 def local_size(path: str) -> int:
     """Bytes of a local input, 0 for remote ones (their size is the cluster's business)."""
     parsed = urlparse(path)
-    local = parsed.path if parsed.scheme == "file" else path
-    return Path(local).stat().st_size if parsed.scheme in ("", "file") else 0
+    if parsed.scheme not in ("", "file"):
+        return 0
+    local = Path(parsed.path if parsed.scheme == "file" else path)
+    return sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) if local.is_dir() else local.stat().st_size
 
 
 def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:

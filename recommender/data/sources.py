@@ -55,6 +55,10 @@ class Prepared:
     source: str
     oracle_mse: float | None = None  # synthetic data only: the noise floor
 
+    def input_for(self, reads_parquet: bool) -> str:
+        """The file an engine reads: the Parquet conversion where it reads Parquet and one exists."""
+        return self.parquet if reads_parquet and self.parquet else self.csv
+
 
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_DIR_ENV)

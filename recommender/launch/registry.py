@@ -42,6 +42,8 @@ class Implementation:
     main_class: str | None = None  # the JVM programs' entry class
     devices: tuple[str, ...] = ("cpu",)  # torch devices the engine itself runs on
     emr: bool = True  # runs as an EMR step
+    reads_parquet: bool = False  # reads a data set's Parquet conversion rather than the study's text
+    recommends: bool = False  # has the recommend phase (--top-k)
     versus: str | None = None  # the implementation the report compares it with (the study: Scala over Python)
     # The study's time relative to Scala's on the same API (EMR's cost estimate): its Python RDD
     # recommender took 858 s where Scala took 191 s.
@@ -88,7 +90,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",
         (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH}), engine="recommender.tensor.single:run",
-        devices=("cpu", "cuda"), emr=False,
+        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True,
     ),
     Implementation(
         "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",

@@ -1,8 +1,10 @@
 """The single-node PyTorch recommender (`impl torch`): the same data, split, phases and result line.
 
-load: parse the file (pandas, the shared bad-input rules) and split it. fit: index the ids, group
-the ratings both ways and train (`torch_als`). predict and evaluate: every training and holdout
-pair. On CUDA each phase ends with a device synchronisation, so queued GPU work counts.
+load: read the file (the study's text with pandas and the shared bad-input rules, or the Parquet
+conversion), split it and index the ids. fit: move the ratings to the device, group them both
+ways and train (`torch_als`). predict and evaluate: every training and holdout pair. recommend
+(with --top-k): the k best unrated items of every user. On CUDA each phase ends with a device
+synchronisation, so queued GPU work counts.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import numpy as np
 import torch
 
 from recommender.data.columns import ITEM, RATING, USER
-from recommender.data.formats import STUDY_CSV
-from recommender.data.readers import read_ratings
+from recommender.data.readers import read_any
 from recommender.engine import Job, Outcome
-from recommender.result import Counts, Metrics, Runtime, TorchRuntime
+from recommender.result import Counts, Metrics, Recommended, Runtime, TorchRuntime
 from recommender.split import holdout_hash, threshold
 from recommender.tensor import als as torch_als
+from recommender.tensor.topk import top_k
 from recommender.timing import PhaseTimer
 
 
@@ -63,16 +65,16 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         torch.cuda.reset_peak_memory_stats(device)
     params = job.params
     with timer.phase("load"):
-        read = read_ratings(job.path, STUDY_CSV, job.skip_bad_rows)
+        read = read_any(job.path, job.skip_bad_rows)
         users = read.frame[USER].to_numpy(np.int64)
         items = read.frame[ITEM].to_numpy(np.int64)
         ratings = read.frame[RATING].to_numpy(np.float32)
         held = (holdout_hash(users, items, params.seed) < threshold(params.holdout)
                 if params.holdout else np.zeros(len(users), dtype=bool))
-
-    with timer.phase("fit"):
         user_ids, train_u = compact(users[~held])
         item_ids, train_i = compact(items[~held])
+
+    with timer.phase("fit"):
         tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
         tr = torch.from_numpy(ratings[~held]).to(device)
         model = torch_als.fit(tu, ti, tr, len(user_ids), len(item_ids), params)
@@ -92,6 +94,15 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         held_sums = (*_errors(hold_pred, hold_truth), n_hold) if params.holdout else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 
+    recommended = None
+    if job.top_k:
+        with timer.phase("recommend"):
+            rated = (torch_als.make_side(tu, ti, tr, len(user_ids), len(item_ids)).indicator
+                     if job.exclude_rated else None)
+            best = top_k(model.users, model.items, job.top_k, rated)
+            torch_als.synchronize(device)
+        recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated)
+
     counts = Counts(
         ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
         items=len(np.unique(items)), train=len(tr), holdout=int(np.count_nonzero(held)),
@@ -100,4 +111,5 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
     resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})
-    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=read.problems, resources=resources)
+    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=read.problems, resources=resources,
+                   recommended=recommended)

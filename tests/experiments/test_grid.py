@@ -124,3 +124,16 @@ def test_a_case_command_carries_every_shared_argument(catalogue: grid.Catalogue)
     shared = cmd[cmd.index("/d/ratings.csv") + 1 : cmd.index("--impl")]
     assert scala[scala.index("/d/r.csv") + 1:] == [a if a != "rdd" else "df" for a in shared]
     assert cmd[cmd.index("--impl") + 1] == "python"
+
+
+def test_a_case_over_its_experiments_budget_is_skipped_with_the_reason(catalogue: grid.Catalogue) -> None:
+    scale = catalogue.grid("scale")
+    sizes = {name: 2_000_000 * (n + 1) ** 3 for n, name in enumerate(scale.experiments["scale"]["data"])}
+    cases = grid.expand(catalogue, scale, 2, data_size=sizes.get)
+    for case in cases:
+        budget = catalogue.budgets["scale"].get(f"{case.impl}-{case.api}")
+        over = budget is not None and sizes[case.data] > budget.ratings
+        assert (case.skip is not None) == over, case
+        assert not over or (budget is not None and case.skip is not None and budget.reason in case.skip)
+    assert any(c.skip for c in cases) and any(not c.skip for c in cases)
+    assert all(c.skip is None for c in grid.expand(catalogue, scale, 2))  # sizes unknown: nothing skipped

@@ -33,7 +33,8 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
         request.getfixturevalue("jar")
     prepared = prepare(case.data)
     launch = runner.launch_for(case, grid_target, profile)
-    cmd = runner.case_command(case, prepared.csv, grid_session.grid.params, launch)
+    cmd = runner.case_command(case, prepared.input_for(implementation.reads_parquet), grid_session.grid.params,
+                              launch)
     runs: list[runner.CaseRun] = []
 
     benchmark.group = f"{case.data} {case.device}"
