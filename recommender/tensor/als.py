@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 
 from recommender.params import ALSParams
+
+GRAM_CHUNK_BYTES = 2**30  # the unpacked k x k systems solved at once
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
     return Side(indicator, weighted, counts.to(ratings.dtype))
 
 
+@cache
 def _packing(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The upper triangle's (row, col) indices, and for each of the k*k entries its packed slot."""
     upper = torch.triu_indices(k, k, device=device)
@@ -59,21 +63,28 @@ def _packing(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return upper, slot.flatten()
 
 
-def solve_side(side: Side, fixed: torch.Tensor, reg: float) -> torch.Tensor:
+def solve_side(side: Side, fixed: torch.Tensor, reg: float, chunk_bytes: int = GRAM_CHUNK_BYTES) -> torch.Tensor:
     """Every row's least-squares factor against the `fixed` factors of the other side.
 
-    A row without ratings gets a zero factor (its system is the identity), never a NaN.
+    A row without ratings gets a zero factor (its system is the identity), never a NaN. The k x k
+    systems are unpacked and solved `chunk_bytes` at a time, so rank 128 stays within memory; the
+    Cholesky reports no errors (`cholesky_ex`), which keeps the GPU's queue free of host waits.
     """
     k = fixed.shape[1]
     upper, unpack = _packing(k, fixed.device)
     pairs = fixed[:, upper[0]] * fixed[:, upper[1]]  # cols x k(k+1)/2: each y y^T, packed
     packed = side.indicator @ pairs  # rows x k(k+1)/2: each row's Gram matrix, packed
-    gram = packed[:, unpack].view(side.rows, k, k)  # unpacked symmetric, in one gather
     ridge = reg * side.counts + (side.counts == 0).to(fixed.dtype)
-    gram.diagonal(dim1=1, dim2=2).add_(ridge[:, None])
     rhs = side.weighted @ fixed  # rows x k
-    factor = torch.linalg.cholesky(gram)
-    return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
+    solved = torch.empty_like(rhs)
+    step = max(1, chunk_bytes // (4 * k * k))
+    for start in range(0, side.rows, step):
+        stop = min(start + step, side.rows)
+        gram = packed[start:stop, unpack].view(stop - start, k, k)  # unpacked symmetric, in one gather
+        gram.diagonal(dim1=1, dim2=2).add_(ridge[start:stop, None])
+        factor, _ = torch.linalg.cholesky_ex(gram)
+        solved[start:stop] = torch.cholesky_solve(rhs[start:stop].unsqueeze(-1), factor).squeeze(-1)
+    return solved
 
 
 def initial_factors(n: int, rank: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -103,6 +114,9 @@ def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
     for _ in range(params.iterations):
         item_factors = solve_side(by_item, user_factors, params.reg)
         user_factors = solve_side(by_user, item_factors, params.reg)
+    if not bool(torch.isfinite(user_factors).all()):  # the one wait for the device, after the loop
+        raise ValueError(f"ALS diverged (non-finite factors) at rank {params.rank} with --reg {params.reg}: "
+                         "a row's normal equations were singular; raise --reg")
     return Model(user_factors, item_factors)
 
 

@@ -104,3 +104,19 @@ def test_top_k_is_the_brute_force_ranking(exclude: bool) -> None:
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
     assert np.array_equal(np.sort(best.items.numpy(), axis=1), np.sort(expected, axis=1))
     assert not exclude or not any(set(best.items[n].tolist()) & set(i[u == n].tolist()) for n in range(40))
+
+
+def test_solving_in_chunks_gives_the_same_factors() -> None:
+    u, i, r = random_ratings(50, 40, 0.3, 6)
+    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 50, 40)
+    fixed = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
+    whole = torch_als.solve_side(side, fixed, 0.1)
+    chunked = torch_als.solve_side(side, fixed, 0.1, chunk_bytes=4 * 6 * 6 * 7)  # 7 rows at a time
+    torch.testing.assert_close(chunked, whole)
+
+
+def test_singular_systems_are_a_clear_error_not_nan_factors() -> None:
+    u, i, r = random_ratings(20, 15, 0.1, 8)  # few ratings per row, rank 12, no regularization
+    tensors = (torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r))
+    with pytest.raises(ValueError, match="ALS diverged .* raise --reg"):
+        torch_als.fit(*tensors, 20, 15, ALSParams(rank=12, iterations=3, reg=0.0))
