@@ -118,5 +118,5 @@ def test_solving_in_chunks_gives_the_same_factors() -> None:
 def test_singular_systems_are_a_clear_error_not_nan_factors() -> None:
     u, i, r = random_ratings(20, 15, 0.1, 8)  # few ratings per row, rank 12, no regularization
     tensors = (torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r))
-    with pytest.raises(ValueError, match="ALS diverged .* raise --reg"):
+    with pytest.raises(ValueError, match=r"ALS diverged .* raise --reg"):
         torch_als.fit(*tensors, 20, 15, ALSParams(rank=12, iterations=3, reg=0.0))
