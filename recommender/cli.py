@@ -32,6 +32,8 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
                         help="the recommend phase: the K best items for every user (default 0: none)")
     parser.add_argument("--include-rated", action="store_true",
                         help="let a user's training items into their recommendations (default: left out)")
+    parser.add_argument("--relevance", type=float, default=None, metavar="RATING",
+                        help="ranking metrics: held-out ratings at least RATING are relevant (default: every one)")
 
 
 def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementation, Job]:
@@ -41,7 +43,7 @@ def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementa
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
     job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,
-              not args.include_rated)
+              not args.include_rated, args.relevance)
     return impl, job
 
 

@@ -36,6 +36,7 @@ class Job:
     threads: int | None = None  # single-node torch: intra-op threads (None: torch's default)
     top_k: int = 0  # the recommend phase's k; 0: no recommend phase
     exclude_rated: bool = True  # leave a user's training items out of their recommendations
+    relevance: float | None = None  # ranking metrics: held-out ratings at least this are relevant; None: all
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def check(impl: Implementation, job: Job) -> None:
         raise ValueError(f"--top-k {job.top_k}: expected 0 (no recommend phase) or more")
     if job.top_k and not impl.recommends:
         raise ValueError(f"--top-k: the {impl.name} implementation has no recommend phase yet")
+    if job.relevance is not None and not job.top_k:
+        raise ValueError("--relevance: ranking metrics need the recommend phase (--top-k K)")
 
 
 def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, started_at: str) -> RunResult:

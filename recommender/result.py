@@ -33,10 +33,25 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """Ranking metrics of the top-k lists on the holdout (recommender/ranking.py defines them),
+    averaged over `users`: those with a list and at least one relevant held-out item."""
+
+    k: int
+    users: int
+    precision: float
+    recall: float
+    ndcg: float
+    map: float
+
+
+@dataclass(frozen=True)
 class Metrics:
     train_mse: float
     holdout_rmse: float | None = None
     holdout_mae: float | None = None
+    ranking: Ranking | None = None  # the model's top-k lists (with --top-k and a holdout)
+    baseline: Ranking | None = None  # the most-popular baseline's, on the same users
 
     @classmethod
     def from_sums(cls, train: tuple[float, int], holdout: tuple[float, float, int] | None) -> Metrics:
@@ -55,6 +70,7 @@ class Recommended:
     k: int
     users: int
     exclude_rated: bool  # items a user rated in training were left out of their list
+    relevance: float | None = None  # held-out ratings at least this are relevant; None: every one
 
 
 @dataclass(frozen=True)

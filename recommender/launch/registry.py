@@ -75,7 +75,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "python", "PySpark MLlib: pyspark.mllib (rdd) or pyspark.ml (df) ALS, driven from Python",
         ("rdd", "df"), Launcher.PYSPARK, frozenset({Need.JVM}), engine="recommender.spark.engines:mllib",
-        slowdown=(("rdd", 858 / 191),),
+        recommends=True, slowdown=(("rdd", 858 / 191),),
     ),
     Implementation(
         "scala", "Spark MLlib from Scala: mllib (rdd) or ml (df) ALS in the jar",

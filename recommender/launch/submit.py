@@ -98,6 +98,7 @@ def job_arguments(job: Job, checkpoint_dir: str | None = None) -> list[str]:
         args += ["--skip-bad-rows"]
     if job.top_k:
         args += ["--top-k", str(job.top_k)] + ([] if job.exclude_rated else ["--include-rated"])
+        args += [] if job.relevance is None else ["--relevance", repr(job.relevance)]
     if checkpoint_dir:
         args += ["--checkpoint-dir", checkpoint_dir]
     return args

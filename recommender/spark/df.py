@@ -6,13 +6,17 @@ the JVM, which is where the DataFrame API wins over the study's Python join.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.data.columns import ITEM, RATING, USER
+from recommender.engine import Job
 from recommender.params import ALSParams
-from recommender.result import Counts, Metrics
+from recommender.result import Counts, Metrics, Recommended
+from recommender.spark import ranking
 from recommender.spark.loading import load_df
 from recommender.split import holdout_sql, threshold
 from recommender.timing import PhaseTimer
@@ -41,13 +45,32 @@ def errors(predictions: DataFrame) -> tuple[float, float, int]:
     return row["sq"] or 0.0, row["abs"] or 0.0, row["n"]
 
 
-def run(
-    spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, timer: PhaseTimer
-) -> tuple[Counts, Metrics, list[str]]:
-    """Load, fit, predict and evaluate, each phase forced by an action and timed."""
+def recommend(model: ALSModel, train: DataFrame, holdout: DataFrame | None, job: Job, timer: PhaseTimer,
+              metrics: Metrics) -> tuple[Metrics, Recommended]:
+    """The recommend phase, `recommendForAllUsers`, rated items left out (spark/ranking.py); with
+    a holdout, the ranking metrics of its lists and of the most-popular baseline's."""
+    k = min(job.top_k, model.itemFactors.count())
+    with timer.phase("recommend"):
+        rated, most = ranking.rated_items(train) if job.exclude_rated else (None, 0)
+        found = model.recommendForAllUsers(ranking.asked(k, most, job.exclude_rated))
+        lists = ranking.keep_unrated(found.select(USER, F.col("recommendations")[ITEM].alias(ranking.LIST)),
+                                     rated, k).cache()
+        users = lists.count()
+    if holdout is not None:
+        with timer.phase("evaluate"):
+            relevant = ranking.relevant_items(holdout, job.relevance).cache()
+            baseline = ranking.popular(train, rated, lists.select(USER), k, most)
+            metrics = replace(metrics, ranking=ranking.evaluate_df(lists, relevant, k),
+                              baseline=ranking.evaluate_df(baseline, relevant, k))
+    return metrics, Recommended(k, users, job.exclude_rated, job.relevance)
+
+
+def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metrics, list[str], Recommended | None]:
+    """Load, fit, predict, evaluate and (with `job.top_k`) recommend, each phase forced by an action and timed."""
+    params = job.params
     blocks = params.blocks or spark.sparkContext.defaultParallelism
     with timer.phase("load"):
-        ratings, loaded = load_df(spark, path, skip_bad_rows)
+        ratings, loaded = load_df(spark, job.path, job.skip_bad_rows)
 
     train, holdout, held = split(ratings, params)
     cut = holdout is not None
@@ -74,6 +97,10 @@ def run(
         sq, _, n = errors(train_pred)
         metrics = Metrics.from_sums((sq, n), errors(held_pred) if held_pred is not None else None)
 
+    recommended = None
+    if job.top_k:
+        metrics, recommended = recommend(model, train, holdout, job, timer, metrics)
+
     sizes = ratings.agg(
         F.countDistinct(USER).alias("users"),
         F.countDistinct(ITEM).alias("items"),
@@ -90,4 +117,4 @@ def run(
         train_predictions=n_train_pred,
         holdout_predictions=n_held_pred,
     )
-    return counts, metrics, loaded.examples
+    return counts, metrics, loaded.examples, recommended

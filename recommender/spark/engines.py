@@ -28,8 +28,9 @@ def blocks(spark: SparkSession, job: Job) -> int:
 def mllib(job: Job, timer: PhaseTimer) -> Outcome:
     """`impl python`: MLlib's ALS through PySpark, with the RDD (mllib) or DataFrame (ml) API."""
     spark = SparkSession.active()
-    counts, metrics, examples = MLLIB_APIS[job.api](spark, job.path, job.params, job.skip_bad_rows, timer)
-    return Outcome(counts, metrics, Runtime(spark=spark_runtime(spark)), blocks(spark, job), examples)
+    counts, metrics, examples, recommended = MLLIB_APIS[job.api](spark, job, timer)
+    return Outcome(counts, metrics, Runtime(spark=spark_runtime(spark)), blocks(spark, job), examples,
+                   recommended=recommended)
 
 
 def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:

@@ -6,12 +6,15 @@ with a holdout fraction, the same for the held-out pairs gives RMSE and MAE.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pyspark import RDD
 from pyspark.mllib.recommendation import ALS, MatrixFactorizationModel, Rating
 from pyspark.sql import SparkSession
 
-from recommender.params import ALSParams
-from recommender.result import Counts, Metrics
+from recommender.engine import Job
+from recommender.result import Counts, Metrics, Recommended
+from recommender.spark import ranking
 from recommender.spark.loading import load_rdd
 from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
@@ -33,14 +36,49 @@ def _errors(ratings: RDD[Rating], predictions: Keyed) -> tuple[float, float, int
     )
 
 
-def run(
-    spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, timer: PhaseTimer
-) -> tuple[Counts, Metrics, list[str]]:
-    """Load, fit, predict and evaluate, each phase forced by an action and timed."""
-    sc = spark.sparkContext
+def _popularity(item_count: tuple[int, int]) -> tuple[int, int]:
+    """Most rated first, ties by the lower id."""
+    return -item_count[1], item_count[0]
+
+
+def recommend(model: MatrixFactorizationModel, train: RDD[Rating], holdout: RDD[Rating] | None, job: Job,
+              timer: PhaseTimer, metrics: Metrics) -> tuple[Metrics, Recommended]:
+    """The recommend phase, `recommendProductsForUsers`, rated items left out the way spark/ranking.py
+    says; with a holdout, the ranking metrics of its lists and of the most-popular baseline's."""
+    k = min(job.top_k, model.productFeatures().count())
+    with timer.phase("recommend"):
+        pairs = train.map(lambda r: (r[0], r[1]))
+        rated = pairs.groupByKey().mapValues(frozenset).cache() if job.exclude_rated else None
+        most = rated.map(lambda p: len(p[1])).fold(0, max) if rated is not None else 0
+        found = model.recommendProductsForUsers(ranking.asked(k, most, job.exclude_rated))
+        if rated is None:
+            lists = found.mapValues(lambda rs: [r.product for r in rs][:k])
+        else:
+            lists = found.leftOuterJoin(rated).mapValues(
+                lambda p: [r.product for r in p[0] if r.product not in (p[1] or ())][:k])
+        lists = lists.cache()
+        users = lists.count()
+    if holdout is not None:
+        with timer.phase("evaluate"):
+            threshold = job.relevance
+            relevant = holdout.filter(lambda r: threshold is None or r[2] >= threshold).map(
+                lambda r: (r[0], r[1])).groupByKey().mapValues(list).cache()
+            counts = train.map(lambda r: (r[1], 1)).reduceByKey(lambda a, b: a + b)
+            ranked = sorted(counts.collect(), key=_popularity)  # one count per item: a small list
+            order = [i for i, _ in ranked[: ranking.asked(k, most, job.exclude_rated)]]
+            baseline = (rated.mapValues(lambda s: [i for i in order if i not in s][:k]) if rated is not None
+                        else lists.mapValues(lambda _: order[:k]))
+            metrics = replace(metrics, ranking=ranking.evaluate_rdd(lists, relevant, k),
+                              baseline=ranking.evaluate_rdd(baseline, relevant, k))
+    return metrics, Recommended(k, users, job.exclude_rated, job.relevance)
+
+
+def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metrics, list[str], Recommended | None]:
+    """Load, fit, predict, evaluate and (with `job.top_k`) recommend, each phase forced by an action and timed."""
+    sc, params = spark.sparkContext, job.params
     blocks = params.blocks or sc.defaultParallelism
     with timer.phase("load"):
-        ratings, loaded = load_rdd(spark, path, skip_bad_rows)
+        ratings, loaded = load_rdd(spark, job.path, job.skip_bad_rows)
 
     seed, cut = params.seed, threshold(params.holdout)
     train = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) >= cut) if cut else ratings
@@ -57,6 +95,10 @@ def run(
         held = _errors(holdout, held_pred) if holdout is not None and held_pred is not None else None
         metrics = Metrics.from_sums((sq, n), held)
 
+    recommended = None
+    if job.top_k:
+        metrics, recommended = recommend(model, train, holdout, job, timer, metrics)
+
     counts = Counts(
         ratings=loaded.ratings,
         skipped_rows=loaded.skipped,
@@ -67,4 +109,4 @@ def run(
         train_predictions=n_train_pred,
         holdout_predictions=n_held_pred,
     )
-    return counts, metrics, loaded.examples
+    return counts, metrics, loaded.examples, recommended

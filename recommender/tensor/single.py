@@ -9,16 +9,19 @@ synchronisation, so queued GPU work counts.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
+from recommender import ranking
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.readers import read_any
 from recommender.engine import Job, Outcome
-from recommender.result import Counts, Metrics, Recommended, Runtime, TorchRuntime
+from recommender.result import Counts, Metrics, Ranking, Recommended, Runtime, TorchRuntime
 from recommender.split import holdout_hash, threshold
 from recommender.tensor import als as torch_als
-from recommender.tensor.topk import top_k
+from recommender.tensor.topk import TopK, top_k
 from recommender.timing import PhaseTimer
 
 
@@ -54,6 +57,26 @@ def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def _errors(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     diff = pred.double() - truth.double()
     return float((diff * diff).sum()), float(diff.abs().sum())
+
+
+def _ranking(job: Job, best: TopK, rated: torch.Tensor | None, train_i: np.ndarray, user_ids: np.ndarray,
+             item_ids: np.ndarray, held_users: np.ndarray, held_items: np.ndarray,
+             held_ratings: np.ndarray) -> tuple[Ranking | None, Ranking | None]:
+    """The ranking metrics of the model's lists and of the most-popular baseline's (its lists from
+    `top_k` on popularity scores, rated items left out the same way) on the relevant held-out items."""
+    relevant = ranking.relevant_mask(held_ratings, job.relevance)
+    hu, hi = held_users[relevant], held_items[relevant]
+    k = best.items.shape[1]
+    popularity = torch.from_numpy(ranking.popularity_scores(train_i, len(item_ids)))
+    device = best.items.device
+    ones = torch.ones(len(user_ids), 1, dtype=torch.float64, device=device)
+    popular = top_k(ones, popularity.to(device)[:, None], k, rated)
+
+    def raw(lists: TopK) -> np.ndarray:  # item ids, NO_ITEM where a list ran out (score -inf)
+        found = torch.isfinite(lists.scores).cpu().numpy()
+        return np.where(found, item_ids[lists.items.cpu().numpy()], ranking.NO_ITEM)
+
+    return ranking.evaluate(raw(best), user_ids, hu, hi, k), ranking.evaluate(raw(popular), user_ids, hu, hi, k)
 
 
 def run(job: Job, timer: PhaseTimer) -> Outcome:
@@ -101,7 +124,12 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
                      if job.exclude_rated else None)
             best = top_k(model.users, model.items, job.top_k, rated)
             torch_als.synchronize(device)
-        recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated)
+        recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated, job.relevance)
+        if params.holdout:
+            with timer.phase("evaluate"):
+                model_ranking, baseline = _ranking(job, best, rated, train_i, user_ids, item_ids,
+                                                   users[held], items[held], ratings[held])
+                metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
         ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
