@@ -80,12 +80,12 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "scala", "Spark MLlib from Scala: mllib (rdd) or ml (df) ALS in the jar",
         ("rdd", "df"), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderScala",
-        versus="python",
+        versus="python", recommends=True,
     ),
     Implementation(
         "java", "Spark MLlib from Java: mllib (rdd) ALS in the jar",
         ("rdd",), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderJava",
-        versus="python",
+        versus="python", recommends=True,
     ),
     Implementation(
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",

@@ -45,16 +45,22 @@ def errors(predictions: DataFrame) -> tuple[float, float, int]:
     return row["sq"] or 0.0, row["abs"] or 0.0, row["n"]
 
 
+def top_lists(model: ALSModel, train: DataFrame, k: int,
+              exclude_rated: bool) -> tuple[DataFrame, DataFrame | None, int]:
+    """(user, items: their k best, cached), (user, rated) or None, and the most items a user rated."""
+    rated, most = ranking.rated_items(train) if exclude_rated else (None, 0)
+    found = model.recommendForAllUsers(ranking.asked(k, most, exclude_rated))
+    lists = ranking.keep_unrated(found.select(USER, F.col("recommendations")[ITEM].alias(ranking.LIST)), rated, k)
+    return lists.cache(), rated, most
+
+
 def recommend(model: ALSModel, train: DataFrame, holdout: DataFrame | None, job: Job, timer: PhaseTimer,
               metrics: Metrics) -> tuple[Metrics, Recommended]:
     """The recommend phase, `recommendForAllUsers`, rated items left out (spark/ranking.py); with
     a holdout, the ranking metrics of its lists and of the most-popular baseline's."""
     k = min(job.top_k, model.itemFactors.count())
     with timer.phase("recommend"):
-        rated, most = ranking.rated_items(train) if job.exclude_rated else (None, 0)
-        found = model.recommendForAllUsers(ranking.asked(k, most, job.exclude_rated))
-        lists = ranking.keep_unrated(found.select(USER, F.col("recommendations")[ITEM].alias(ranking.LIST)),
-                                     rated, k).cache()
+        lists, rated, most = top_lists(model, train, k, job.exclude_rated)
         users = lists.count()
     if holdout is not None:
         with timer.phase("evaluate"):

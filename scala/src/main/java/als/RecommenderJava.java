@@ -116,9 +116,11 @@ public final class RecommenderJava {
             }
             return new Double[] {t._1() / t._3(), rmse, mae};
         });
+        Recommend.Done recommended = o.topK() > 0
+            ? Recommend$.MODULE$.rddForJava(model, train.rdd(), holdout != null ? holdout.rdd() : null, o, timer) : null;
         Result.JObj counts = Report$.MODULE$.counts(goodBad[0], goodBad[1],
             ratings.map(Rating::user).distinct().count(), ratings.map(Rating::product).distinct().count(),
             train.count(), holdout != null ? holdout.count() : 0L, predCounts[0], predCounts[1]);
-        return RecommenderScala.outcomeForJava(counts, metrics[0], metrics[1], metrics[2], skipped);
+        return RecommenderScala.outcomeForJava(counts, metrics[0], metrics[1], metrics[2], skipped, recommended);
     }
 }

@@ -11,11 +11,12 @@ class BadInput(message: String) extends RuntimeException(message)
 /** The arguments every implementation takes: recommender/params.py declares them, recommender/cli.py parses the same. */
 final case class Options(input: String, api: String, rank: Int, iterations: Int, reg: Double, seed: Long,
                          blocks: Option[Int], holdout: Double, skipBadRows: Boolean, checkpointDir: Option[String],
-                         data: Option[String])
+                         data: Option[String], topK: Int = 0, excludeRated: Boolean = true,
+                         relevance: Option[Double] = None)
 
 object Options {
   val usage = "ratings.csv [--api rdd|df] [--rank N] [--iterations N] [--reg X] [--seed N] [--blocks N] " +
-    "[--holdout X] [--skip-bad-rows] [--checkpoint-dir DIR] [--data NAME]"
+    "[--holdout X] [--skip-bad-rows] [--checkpoint-dir DIR] [--data NAME] [--top-k K] [--include-rated] [--relevance X]"
 
   def parse(args: Array[String], impl: String): Options = {
     var o = Options("", "df", 8, 15, 0.01, 42L, None, 0.0, skipBadRows = false, None, None)
@@ -25,6 +26,7 @@ object Options {
     while (rest.nonEmpty) {
       rest match {
         case "--skip-bad-rows" :: tail => o = o.copy(skipBadRows = true); rest = tail
+        case "--include-rated" :: tail => o = o.copy(excludeRated = false); rest = tail
         case flag :: value :: tail if flag.startsWith("--") =>
           o = flag match {
             case "--api" => if (value == "rdd" || value == "df") o.copy(api = value) else fail(s"--api: '$value' is not rdd or df")
@@ -36,6 +38,8 @@ object Options {
             case "--holdout" => o.copy(holdout = num(flag, value, _.toDouble))
             case "--checkpoint-dir" => o.copy(checkpointDir = Some(value))
             case "--data" => o.copy(data = Some(value))
+            case "--top-k" => o.copy(topK = num(flag, value, _.toInt))
+            case "--relevance" => o.copy(relevance = Some(num(flag, value, _.toDouble)))
             case _ => fail(s"unknown option $flag")
           }
           rest = tail
@@ -50,6 +54,8 @@ object Options {
     if (o.blocks.exists(_ < 1)) fail("blocks must be at least 1")
     if (o.holdout < 0 || o.holdout >= 1) fail("holdout must be in [0, 1)")
     if (o.seed < 0) fail("seed must not be negative")
+    if (o.topK < 0) fail(s"--top-k ${o.topK}: expected 0 (no recommend phase) or more")
+    if (o.relevance.isDefined && o.topK == 0) fail("--relevance: ranking metrics need the recommend phase (--top-k K)")
     o
   }
 

@@ -15,7 +15,7 @@ import Result._
   *   spark-submit --class als.RecommenderScala als-recommender.jar ratings.csv [--api rdd|df] ... */
 object RecommenderScala {
   final case class Outcome(counts: JObj, trainMse: Double, holdoutRmse: Option[Double], holdoutMae: Option[Double],
-                           skipped: Seq[String])
+                           skipped: Seq[String], recommend: Option[Recommend.Done] = None)
 
   def main(args: Array[String]): Unit = {
     VersionGuard.check()
@@ -54,6 +54,11 @@ object RecommenderScala {
   def outcomeForJava(counts: JObj, mse: java.lang.Double, rmse: java.lang.Double, mae: java.lang.Double,
                      skipped: java.util.List[String]): Outcome =
     Outcome(counts, mse, Option(rmse).map(_.doubleValue), Option(mae).map(_.doubleValue), skipped.asScala.toList)
+
+  /** The same, with the recommend phase's outcome (null: none). */
+  def outcomeForJava(counts: JObj, mse: java.lang.Double, rmse: java.lang.Double, mae: java.lang.Double,
+                     skipped: java.util.List[String], recommend: Recommend.Done): Outcome =
+    outcomeForJava(counts, mse, rmse, mae, skipped).copy(recommend = Option(recommend))
 
   def runRdd(sc: SparkContext, o: Options, t: Timer): Outcome = {
     val blocks = o.blocks.getOrElse(sc.defaultParallelism)
@@ -98,9 +103,10 @@ object RecommenderScala {
       val hm = held.filter(_._3 > 0)
       (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
     }
+    val recommended = if (o.topK > 0) Some(Recommend.rdd(model, train, holdout, o, t)) else None
     val counts = Report.counts(good, bad, ratings.map(_.user).distinct().count(), ratings.map(_.product).distinct().count(),
       train.count(), holdout.map(_.count()).getOrElse(0L), nTrainPred, nHeldPred)
-    Outcome(counts, mse, rmse, mae, skipped)
+    Outcome(counts, mse, rmse, mae, skipped, recommended)
   }
 
   private def trimmed(c: Column): Column = F.regexp_replace(c, "^[ \\t\\r]+|[ \\t\\r]+$", "")
@@ -162,10 +168,11 @@ object RecommenderScala {
       val hm = heldPred.map(errors).filter(_._3 > 0)
       (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
     }
+    val recommended = if (o.topK > 0) Some(Recommend.df(model, train, holdout, o, t)) else None
     val sizes = ratings.agg(F.countDistinct("user"), F.countDistinct("item"),
       F.sum(if (cut > 0) (!held).cast("long") else F.lit(1L))).first()
     val nTrain = sizes.getLong(2)
     val counts = Report.counts(good, bad, sizes.getLong(0), sizes.getLong(1), nTrain, good - nTrain, nTrainPred, nHeldPred)
-    Outcome(counts, mse, rmse, mae, skipped)
+    Outcome(counts, mse, rmse, mae, skipped, recommended)
   }
 }

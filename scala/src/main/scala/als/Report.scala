@@ -14,6 +14,8 @@ object Report {
     "train" -> JInt(train), "holdout" -> JInt(holdout), "train_predictions" -> JInt(trainPred),
     "holdout_predictions" -> JInt(heldPred)))
 
+  private def ranking(r: Option[Recommend.Ranking]): Json = r.map(_.json).getOrElse(JNull)
+
   def line(impl: String, o: Options, sc: SparkContext, t: Timer, r: RecommenderScala.Outcome): String = {
     val phases = t.seconds.toSeq.map { case (k, v) => k -> (JNum(round4(v)): Json) } :+ ("total" -> JNum(round4(t.seconds.values.sum)))
     Result.line(JObj(Seq(
@@ -22,7 +24,9 @@ object Report {
       "params" -> JObj(Seq("rank" -> JInt(o.rank), "iterations" -> JInt(o.iterations), "reg" -> JNum(o.reg),
         "seed" -> JInt(o.seed), "blocks" -> JInt(o.blocks.getOrElse(sc.defaultParallelism).toLong), "holdout" -> JNum(o.holdout))),
       "counts" -> r.counts,
-      "metrics" -> JObj(Seq("train_mse" -> JNum(r.trainMse), "holdout_rmse" -> opt(r.holdoutRmse), "holdout_mae" -> opt(r.holdoutMae))),
+      "metrics" -> JObj(Seq("train_mse" -> JNum(r.trainMse), "holdout_rmse" -> opt(r.holdoutRmse), "holdout_mae" -> opt(r.holdoutMae),
+        "ranking" -> ranking(r.recommend.flatMap(_.ranking)), "baseline" -> ranking(r.recommend.flatMap(_.baseline)))),
+      "recommended" -> r.recommend.map(_.json).getOrElse(JNull),
       "phases" -> JObj(phases),
       "runtime" -> JObj(Seq(
         "spark" -> JObj(Seq("version" -> JStr(sc.version), "master" -> JStr(sc.master), "app_id" -> JStr(sc.applicationId),

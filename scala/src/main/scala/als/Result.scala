@@ -8,6 +8,7 @@ object Result {
   final case class JStr(s: String) extends Json
   final case class JNum(d: Double) extends Json
   final case class JInt(l: Long) extends Json
+  final case class JBool(b: Boolean) extends Json
   case object JNull extends Json
   final case class JArr(items: Seq[Json]) extends Json
   final case class JObj(fields: Seq[(String, Json)]) extends Json
@@ -34,6 +35,7 @@ object Result {
       require(!d.isNaN && !d.isInfinite, s"result value $d is not finite")
       d.toString
     case JInt(l) => l.toString
+    case JBool(b) => b.toString
     case JNull => "null"
     case JArr(items) => items.map(render).mkString("[", ", ", "]")
     case JObj(fields) => fields.sortBy(_._1).map { case (k, v) => quote(k) + ": " + render(v) }.mkString("{", ", ", "}")

@@ -1,0 +1,87 @@
+"""Ranking metrics: the numpy definitions (torch engine) by hand and against Spark's RankingMetrics,
+the popularity order, and MLlib's top-k lists with rated items left out against a brute force."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recommender import ranking
+from recommender.ranking import NO_ITEM
+
+
+@pytest.mark.unit
+def test_metrics_by_hand() -> None:
+    # user 7: list [1, 2, 3], relevant {2, 9}; user 8: list [4, 5, NO_ITEM], relevant {4}; user 9: no list.
+    lists = np.array([[1, 2, 3], [4, 5, NO_ITEM]])
+    result = ranking.evaluate(lists, np.array([7, 8]), np.array([7, 7, 8, 9]), np.array([2, 9, 4, 1]), k=3)
+    assert result is not None
+    g = [1 / math.log(i + 2) for i in range(3)]
+    assert result.users == 2
+    assert result.precision == pytest.approx((1 / 3 + 1 / 3) / 2)
+    assert result.recall == pytest.approx((1 / 2 + 1) / 2)
+    assert result.ndcg == pytest.approx((g[1] / (g[0] + g[1]) + 1) / 2)
+    assert result.map == pytest.approx(((1 / 2) / 2 + 1) / 2)
+
+
+@pytest.mark.unit
+def test_no_evaluated_user_is_none() -> None:
+    assert ranking.evaluate(np.array([[1]]), np.array([1]), np.array([2]), np.array([1]), k=1) is None
+
+
+@pytest.mark.unit
+def test_popularity_order_counts_then_lower_id() -> None:
+    scores = ranking.popularity_scores(np.array([3, 1, 1, 3, 0]), 4)
+    assert list(np.argsort(-scores, kind="stable")) == [1, 3, 0, 2]
+
+
+@pytest.mark.unit
+def test_relevance_threshold() -> None:
+    assert list(ranking.relevant_mask(np.array([2.0, 4.0, 5.0]), 4.0)) == [False, True, True]
+    assert ranking.relevant_mask(np.array([1.0]), None).all()
+
+
+@pytest.mark.spark
+def test_numpy_metrics_match_sparks_ranking_metrics(spark) -> None:
+    """Random lists (some short, some hitting unseen items) scored by both, user for user."""
+    from pyspark.mllib.evaluation import RankingMetrics
+
+    rng = np.random.default_rng(3)
+    users, items, k = 60, 40, 7
+    lists = np.array([rng.permutation(items)[:k] for _ in range(users)])
+    lists[rng.random(users) < 0.2, k - 2 :] = NO_ITEM  # lists that ran out of unrated items
+    held_u = rng.integers(0, users + 5, 500)  # users beyond the lists: cold, not evaluated
+    held_i = rng.integers(0, items + 10, 500)  # items beyond the catalogue: relevant, never hit
+    ours = ranking.evaluate(lists, np.arange(users), held_u, held_i, k)
+    pairs = [([int(i) for i in lists[u] if i != NO_ITEM], sorted({int(i) for i in held_i[held_u == u]}))
+             for u in range(users) if (held_u == u).any()]
+    theirs = RankingMetrics(spark.sparkContext.parallelize(pairs))
+    assert ours is not None and ours.users == len(pairs)
+    assert ours.precision == pytest.approx(theirs.precisionAt(k), abs=1e-12)
+    assert ours.recall == pytest.approx(theirs.recallAt(k), abs=1e-12)
+    assert ours.ndcg == pytest.approx(theirs.ndcgAt(k), abs=1e-12)
+    assert ours.map == pytest.approx(theirs.meanAveragePrecisionAt(k), abs=1e-12)
+
+
+@pytest.mark.spark
+def test_mllib_lists_leave_rated_items_out_exactly(spark) -> None:
+    """recommendForAllUsers(k + most rated), filtered: each user's k best unrated items by the factors."""
+    from pyspark.ml.recommendation import ALS
+
+    from recommender.spark.df import top_lists
+
+    rng = np.random.default_rng(5)
+    rows = {(int(u), int(i)): float(rng.integers(1, 6)) for u, i in zip(rng.integers(0, 30, 600),
+                                                                          rng.integers(0, 25, 600), strict=True)}
+    train = spark.createDataFrame([(u, i, r) for (u, i), r in rows.items()], "user int, item int, rating float")
+    model = ALS(rank=3, maxIter=5, seed=1, userCol="user", itemCol="item", ratingCol="rating").fit(train)
+    lists, _, most = top_lists(model, train, 4, exclude_rated=True)
+    assert most == max(sum(1 for u, _ in rows if u == user) for user in range(30))
+    users = {r["id"]: np.array(r["features"]) for r in model.userFactors.collect()}
+    items = {r["id"]: np.array(r["features"]) for r in model.itemFactors.collect()}
+    for row in lists.collect():
+        unrated = [i for i in items if (row["user"], i) not in rows]
+        best = sorted(unrated, key=lambda i: -float(users[row["user"]] @ items[i]))[:4]
+        assert row["items"] == best
