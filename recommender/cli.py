@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from recommender.engine import Job, SessionConfig, report
+from recommender.engine import Job, SessionConfig, check, report
 from recommender.launch import registry
 from recommender.launch.registry import Implementation
 from recommender.params import ALSParams, flag, param_fields
@@ -32,6 +33,8 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
                         help="the recommend phase: the K best items for every user (default 0: none)")
     parser.add_argument("--include-rated", action="store_true",
                         help="let a user's training items into their recommendations (default: left out)")
+    parser.add_argument("--test", default=None, metavar="FILE",
+                        help="a test ratings file (the formats of --data) evaluated instead of a random --holdout")
     parser.add_argument("--relevance", type=float, default=None, metavar="RATING",
                         help="ranking metrics: held-out ratings at least RATING are relevant (default: every one)")
 
@@ -43,7 +46,7 @@ def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementa
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
     job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,
-              not args.include_rated, args.relevance)
+              not args.include_rated, args.relevance, args.test)
     return impl, job
 
 
@@ -116,6 +119,9 @@ def _run(args: argparse.Namespace) -> int:
         prepared = prepare(args.data, args.data_dir, args.cache_dir)
         impl = registry.get(args.impl)
         impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)
+        if job.test is None and prepared.test_csv is not None:  # a predefined split: `--data ml-100k:u1`
+            job = replace(job, test=prepared.test_for(impl.reads_parquet))
+        check(impl, job)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

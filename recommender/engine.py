@@ -37,6 +37,7 @@ class Job:
     top_k: int = 0  # the recommend phase's k; 0: no recommend phase
     exclude_rated: bool = True  # leave a user's training items out of their recommendations
     relevance: float | None = None  # ranking metrics: held-out ratings at least this are relevant; None: all
+    test: str | None = None  # a predefined test file: the holdout instead of the hashed split
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ def check(impl: Implementation, job: Job) -> None:
         raise ValueError(f"--top-k {job.top_k}: expected 0 (no recommend phase) or more")
     if job.top_k and not impl.recommends:
         raise ValueError(f"--top-k: the {impl.name} implementation has no recommend phase yet")
+    if job.test is not None and not impl.reads_test:
+        raise ValueError(f"--test: the {impl.name} implementation has no predefined test split yet")
+    if job.test is not None and job.params.holdout:
+        raise ValueError("--test replaces the random holdout: leave --holdout at 0")
     if job.relevance is not None and not job.top_k:
         raise ValueError("--relevance: ranking metrics need the recommend phase (--top-k K)")
 
@@ -140,6 +145,10 @@ def summary(result: RunResult) -> str:
         r = result.recommended
         lines.append(f"  top {r.k} for {r.users:,} users in {p['recommend']:.2f} s "
                      f"({r.users / max(p['recommend'], 1e-9):,.0f} users/s)")
+    for name, ranked in (("ranking", m.ranking), ("most-popular baseline", m.baseline)):
+        if ranked is not None:
+            lines.append(f"  {name} @{ranked.k} on {ranked.users:,} users: precision {ranked.precision:.4f}, "
+                         f"recall {ranked.recall:.4f}, NDCG {ranked.ndcg:.4f}, MAP {ranked.map:.4f}")
     if c.skipped_rows:
         lines.append(f"  skipped {c.skipped_rows:,} bad lines, e.g. {result.skipped_examples[0]}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in p.items()))

@@ -5,7 +5,9 @@ ALS parameter set away from its default. Each must print one result line that ma
 (`recommender/result.schema.json`), echo the parameters it was given, and count the same ratings;
 MLlib from Python, Scala and Java agrees to 1e-9 per API (`tests/jvm/test_parity.py` gives the
 measured spread) and the PyTorch engines land within 0.5% of MLlib's DataFrame ALS
-(`tests/recommender/tensor/test_engines.py`).
+(`tests/recommender/tensor/test_engines.py`). Every implementation with the recommend phase runs
+it (`--top-k`): MLlib's lists give the same ranking metrics from every language, a PyTorch engine's
+within RANKING_TOLERANCE, and the most-popular baseline is the same everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ PARAMS = ALSParams(rank=6, iterations=12, reg=0.05, seed=11, blocks=2, holdout=0
 CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS for api in impl.apis]
 MLLIB_TOLERANCE = 1e-9
 ENGINE_TOLERANCE = 0.005
+TOP_K = 5  # the recommend phase, for every implementation that has one
+RANKING_TOLERANCE = 0.02  # a PyTorch engine's ranking metrics from its own factors: absolute, against MLlib's
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,8 @@ def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str
             pytest.skip(reason)
         if impl.launcher is Launcher.JVM:
             request.getfixturevalue("jar")
-        cmd = command(impl, job_arguments(Job(api, ratings, "contract", PARAMS)), Launch(master="local[2]", cores=2))
+        job = Job(api, ratings, "contract", PARAMS, top_k=TOP_K if impl.recommends else 0)
+        cmd = command(impl, job_arguments(job), Launch(master="local[2]", cores=2))
         proc = subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         cache[(impl_name, api)] = parse_result_line(proc.stdout)  # validates against the schema
@@ -74,11 +79,22 @@ def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: s
     assert result["counts"] == reference["counts"]
     assert (result["runtime"]["spark"] is not None) == implementation.uses_spark
     assert (result["runtime"]["torch"] is not None) == implementation.own_gpu_solver
-    assert set(result["phases"]) == {"load", "fit", "predict", "evaluate", "total"}
+    recommends = {"recommend"} if implementation.recommends else set()
+    assert set(result["phases"]) == {"load", "fit", "predict", "evaluate", "total"} | recommends
+    if implementation.recommends:  # the same lists' sizes; the popularity baseline is the same lists
+        assert result["recommended"] == reference["recommended"] == {
+            "k": TOP_K, "users": reference["counts"]["users"], "exclude_rated": True, "relevance": None}
+        assert result["metrics"]["baseline"] == pytest.approx(reference["metrics"]["baseline"], abs=MLLIB_TOLERANCE)
     if implementation.own_gpu_solver:  # a PyTorch engine: the same objective, its own start
         for key in ("train_mse", "holdout_rmse"):
             assert result["metrics"][key] == pytest.approx(reference["metrics"][key], rel=ENGINE_TOLERANCE), key
-    else:  # MLlib, from any language: the same solver
+        if implementation.recommends:
+            ranked, expected = result["metrics"]["ranking"], reference["metrics"]["ranking"]
+            assert ranked["users"] == expected["users"]
+            for key in ("precision", "recall", "ndcg", "map"):
+                assert ranked[key] == pytest.approx(expected[key], abs=RANKING_TOLERANCE), key
+    else:  # MLlib, from any language: the same solver, the same lists
         same_api = result_of(registry.DEFAULT, api, ratings, results, request)
         for key in ("train_mse", "holdout_rmse", "holdout_mae"):
             assert result["metrics"][key] == pytest.approx(same_api["metrics"][key], abs=MLLIB_TOLERANCE), key
+        assert result["metrics"]["ranking"] == pytest.approx(same_api["metrics"]["ranking"], abs=MLLIB_TOLERANCE)

@@ -65,6 +65,30 @@ SETS: dict[str, MovieLensSet] = {
 }
 
 
+# Published train/test splits. ml-100k's u1..u5 (five disjoint 20% test sets, for 5-fold
+# cross-validation) and ua/ub (10 ratings of every user in the test set) are made from u.data by
+# the set's own mku.sh; `split_frame` applies the same rules to u.data, so no other file is needed.
+SPLITS: dict[str, tuple[str, ...]] = {"ml-100k": ("u1", "u2", "u3", "u4", "u5", "ua", "ub")}
+FOLD = 20_000  # mku.sh: u<i>.test is lines (i-1)*20000+1 .. i*20000 of u.data
+PER_USER = {"ua": (1, 10), "ub": (11, 20)}  # mku.sh's allbut.pl: each user's n-th ratings, n in range
+
+
+def split_frame(spec: MovieLensSet, split: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training, test) ratings of a published split, from the ratings file's rows in file order."""
+    known = SPLITS.get(spec.name, ())
+    if split not in known:
+        offered = f"its splits are {', '.join(known)}" if known else "it publishes no splits"
+        raise ValueError(f"{spec.name}:{split}: unknown split; {offered}")
+    if split in PER_USER:
+        first, last = PER_USER[split]
+        nth = frame.groupby("user").cumcount() + 1
+        test = nth.between(first, last).to_numpy()
+    else:
+        fold = int(split[1:]) - 1
+        test = (frame.index >= fold * FOLD) & (frame.index < (fold + 1) * FOLD)
+    return frame[~test], frame[test]
+
+
 def get_set(name: str) -> MovieLensSet:
     """The registry entry for `name`, or an error listing the known names."""
     try:

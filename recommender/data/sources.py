@@ -32,7 +32,7 @@ from recommender.data.fractal import (
 )
 from recommender.data.fractal_output import VERSION as FRACTAL_VERSION
 from recommender.data.fractal_output import Plan, write_expansion, write_rows_here
-from recommender.data.movielens import MovieLensSet, check_counts, get_set
+from recommender.data.movielens import MovieLensSet, check_counts, get_set, split_frame
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
 from recommender.data.synthetic import generate, preset
 
@@ -54,10 +54,16 @@ class Prepared:
     items: int | None
     source: str
     oracle_mse: float | None = None  # synthetic data only: the noise floor
+    test_csv: str | None = None  # a predefined split's test ratings (`ml-100k:u1`), which replace the holdout
+    test_parquet: str | None = None
 
     def input_for(self, reads_parquet: bool) -> str:
         """The file an engine reads: the Parquet conversion where it reads Parquet and one exists."""
         return self.parquet if reads_parquet and self.parquet else self.csv
+
+    def test_for(self, reads_parquet: bool) -> str | None:
+        """The predefined test file an engine reads, if the data set has one."""
+        return self.test_parquet if reads_parquet and self.test_parquet else self.test_csv
 
 
 def default_cache_dir() -> Path:
@@ -78,6 +84,9 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
         return _prepare_synthetic(name, cache_dir)
     if name.startswith(FRACTAL):
         return _prepare_fractal(name, data_dir, cache_dir)
+    if name.startswith("ml-") and ":" in name:
+        base, _, split = name.partition(":")
+        return _prepare_movielens_split(get_set(base), split, data_dir, cache_dir)
     if name.startswith("ml-"):
         return _prepare_movielens(get_set(name), data_dir, cache_dir)
     path = Path(name)
@@ -175,6 +184,31 @@ def _prepare_movielens(spec: MovieLensSet, data_dir: Path | None, cache_dir: Pat
     prepared = Prepared(
         spec.name, str(csv), str(parquet), spec.ratings, spec.users, spec.movies, source=str(raw)
     )
+    return _store(folder, key, prepared)
+
+
+def _prepare_movielens_split(spec: MovieLensSet, split: str, data_dir: Path | None, cache_dir: Path) -> Prepared:
+    """A published split (`ml-100k:u1`), made from the ratings file by the set's own rules
+    (movielens.split_frame); training and test files converted like the whole set."""
+    raw = locate_raw(spec, data_dir, cache_dir)
+    folder = cache_dir / "prepared" / f"{spec.name}-{split}"
+    key = {"version": PREP_VERSION, "source": _fingerprint(raw), "split": split}
+    hit = _cached(folder, key)
+    if hit is not None:
+        return hit
+    frame = read_ratings(raw, spec.fmt).frame
+    check_counts(spec, frame, str(raw))
+    frames = split_frame(spec, split, frame.reset_index(drop=True))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for part, part_frame in zip(("train", "test"), frames, strict=True):
+        csv, parquet = folder / f"{part}.csv", folder / f"{part}.parquet"
+        write_study_csv(part_frame, csv)
+        write_parquet(part_frame, parquet)
+        paths += [str(csv), str(parquet)]
+    train = frames[0]
+    prepared = Prepared(f"{spec.name}:{split}", paths[0], paths[1], len(train), int(train["user"].nunique()),
+                        int(train["item"].nunique()), source=str(raw), test_csv=paths[2], test_parquet=paths[3])
     return _store(folder, key, prepared)
 
 

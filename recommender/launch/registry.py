@@ -44,6 +44,7 @@ class Implementation:
     emr: bool = True  # runs as an EMR step
     reads_parquet: bool = False  # reads a data set's Parquet conversion rather than the study's text
     recommends: bool = False  # has the recommend phase (--top-k)
+    reads_test: bool = False  # evaluates on a predefined test file (--test, `--data ml-100k:u1`)
     versus: str | None = None  # the implementation the report compares it with (the study: Scala over Python)
     # The study's time relative to Scala's on the same API (EMR's cost estimate): its Python RDD
     # recommender took 858 s where Scala took 191 s.
@@ -75,7 +76,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "python", "PySpark MLlib: pyspark.mllib (rdd) or pyspark.ml (df) ALS, driven from Python",
         ("rdd", "df"), Launcher.PYSPARK, frozenset({Need.JVM}), engine="recommender.spark.engines:mllib",
-        recommends=True, slowdown=(("rdd", 858 / 191),),
+        recommends=True, reads_test=True, slowdown=(("rdd", 858 / 191),),
     ),
     Implementation(
         "scala", "Spark MLlib from Scala: mllib (rdd) or ml (df) ALS in the jar",
@@ -90,7 +91,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",
         (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH}), engine="recommender.tensor.single:run",
-        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True,
+        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True,
     ),
     Implementation(
         "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",

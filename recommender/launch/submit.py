@@ -99,6 +99,8 @@ def job_arguments(job: Job, checkpoint_dir: str | None = None) -> list[str]:
     if job.top_k:
         args += ["--top-k", str(job.top_k)] + ([] if job.exclude_rated else ["--include-rated"])
         args += [] if job.relevance is None else ["--relevance", repr(job.relevance)]
+    if job.test is not None:
+        args += ["--test", job.test]
     if checkpoint_dir:
         args += ["--checkpoint-dir", checkpoint_dir]
     return args

@@ -17,9 +17,11 @@ from recommender.engine import Job
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Recommended
 from recommender.spark import ranking
-from recommender.spark.loading import load_df
+from recommender.spark.loading import Loaded, load_df
 from recommender.split import holdout_sql, threshold
 from recommender.timing import PhaseTimer
+
+TEST = "_test"  # marks the predefined test ratings (--test)
 
 
 def _predict(model: ALSModel, ratings: DataFrame) -> tuple[DataFrame, int]:
@@ -27,8 +29,19 @@ def _predict(model: ALSModel, ratings: DataFrame) -> tuple[DataFrame, int]:
     return predictions, predictions.count()
 
 
+def with_test(ratings: DataFrame, loaded: Loaded, test: DataFrame, test_loaded: Loaded) -> tuple[DataFrame, Loaded]:
+    """The training and the predefined test ratings in one DataFrame, the test ones marked (`split` reads the mark)."""
+    both = ratings.withColumn(TEST, F.lit(False)).unionByName(test.withColumn(TEST, F.lit(True)))
+    return both, Loaded(loaded.ratings + test_loaded.ratings, loaded.skipped + test_loaded.skipped,
+                        loaded.examples + test_loaded.examples)
+
+
 def split(ratings: DataFrame, params: ALSParams) -> tuple[DataFrame, DataFrame | None, Column]:
-    """(training ratings, holdout ratings or None, the holdout condition): the shared hash split."""
+    """(training ratings, holdout ratings or None, the holdout condition): the predefined test
+    ratings where `with_test` marked them, else the shared hash split."""
+    if TEST in ratings.columns:
+        held = F.col(TEST)
+        return ratings.filter(~held).drop(TEST), ratings.filter(held).drop(TEST), held
     held = F.expr(holdout_sql(USER, ITEM, params.seed)) < threshold(params.holdout)
     if not params.holdout:
         return ratings, None, held
@@ -77,6 +90,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
     blocks = params.blocks or spark.sparkContext.defaultParallelism
     with timer.phase("load"):
         ratings, loaded = load_df(spark, job.path, job.skip_bad_rows)
+        if job.test is not None:
+            ratings, loaded = with_test(ratings, loaded, *load_df(spark, job.test, job.skip_bad_rows))
 
     train, holdout, held = split(ratings, params)
     cut = holdout is not None

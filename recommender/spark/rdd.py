@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from recommender.engine import Job
 from recommender.result import Counts, Metrics, Recommended
 from recommender.spark import ranking
-from recommender.spark.loading import load_rdd
+from recommender.spark.loading import Loaded, load_rdd
 from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
 
@@ -79,10 +79,15 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
     blocks = params.blocks or sc.defaultParallelism
     with timer.phase("load"):
         ratings, loaded = load_rdd(spark, job.path, job.skip_bad_rows)
+        test = load_rdd(spark, job.test, job.skip_bad_rows) if job.test is not None else None
 
     seed, cut = params.seed, threshold(params.holdout)
     train = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) >= cut) if cut else ratings
     holdout = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) < cut) if cut else None
+    if test is not None:  # a predefined test file replaces the hashed holdout
+        holdout, ratings = test[0], ratings.union(test[0])
+        loaded = Loaded(loaded.ratings + test[1].ratings, loaded.skipped + test[1].skipped,
+                        loaded.examples + test[1].examples)
 
     with timer.phase("fit"):
         model = ALS.train(train, params.rank, params.iterations, params.reg, blocks, seed=seed)

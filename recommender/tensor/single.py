@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recommender import ranking
@@ -88,12 +89,19 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         torch.cuda.reset_peak_memory_stats(device)
     params = job.params
     with timer.phase("load"):
-        read = read_any(job.path, job.skip_bad_rows)
-        users = read.frame[USER].to_numpy(np.int64)
-        items = read.frame[ITEM].to_numpy(np.int64)
-        ratings = read.frame[RATING].to_numpy(np.float32)
-        held = (holdout_hash(users, items, params.seed) < threshold(params.holdout)
-                if params.holdout else np.zeros(len(users), dtype=bool))
+        reads = [read_any(job.path, job.skip_bad_rows)]
+        reads += [read_any(job.test, job.skip_bad_rows)] if job.test is not None else []
+        frame = pd.concat([r.frame for r in reads], ignore_index=True)
+        users = frame[USER].to_numpy(np.int64)
+        items = frame[ITEM].to_numpy(np.int64)
+        ratings = frame[RATING].to_numpy(np.float32)
+        if job.test is not None:  # the predefined test file is the holdout
+            held = np.arange(len(frame)) >= len(reads[0].frame)
+        elif params.holdout:
+            held = np.asarray(holdout_hash(users, items, params.seed) < threshold(params.holdout))
+        else:
+            held = np.zeros(len(users), dtype=bool)
+        evaluated = bool(params.holdout) or job.test is not None
         user_ids, train_u = compact(users[~held])
         item_ids, train_i = compact(items[~held])
 
@@ -114,7 +122,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     with timer.phase("evaluate"):
         n_hold = int(known.sum())
         hold_truth = torch.from_numpy(ratings[held][known]).to(device)
-        held_sums = (*_errors(hold_pred, hold_truth), n_hold) if params.holdout else None
+        held_sums = (*_errors(hold_pred, hold_truth), n_hold) if evaluated else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 
     recommended = None
@@ -125,19 +133,20 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
             best = top_k(model.users, model.items, job.top_k, rated)
             torch_als.synchronize(device)
         recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated, job.relevance)
-        if params.holdout:
+        if evaluated:
             with timer.phase("evaluate"):
                 model_ranking, baseline = _ranking(job, best, rated, train_i, user_ids, item_ids,
                                                    users[held], items[held], ratings[held])
                 metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
-        ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
+        ratings=len(ratings), skipped_rows=sum(r.skipped for r in reads), users=len(np.unique(users)),
         items=len(np.unique(items)), train=len(tr), holdout=int(np.count_nonzero(held)),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
     resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})
-    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=read.problems, resources=resources,
+    examples = [problem for r in reads for problem in r.problems]
+    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=examples, resources=resources,
                    recommended=recommended)
