@@ -35,6 +35,9 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
                         help="let a user's training items into their recommendations (default: left out)")
     parser.add_argument("--test", default=None, metavar="FILE",
                         help="a test ratings file (the formats of --data) evaluated instead of a random --holdout")
+    parser.add_argument("--clip", default=None, metavar="LOW,HIGH",
+                        help="clip holdout predictions to the rating scale for RMSE/MAE; `run` defaults to the data "
+                             "set's scale (MovieLens, synthetic), `off` for none (MLlib itself does not clip)")
     parser.add_argument("--relevance", type=float, default=None, metavar="RATING",
                         help="ranking metrics: held-out ratings at least RATING are relevant (default: every one)")
 
@@ -46,8 +49,19 @@ def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementa
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
     job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,
-              not args.include_rated, args.relevance, args.test)
+              not args.include_rated, args.relevance, args.test, parse_clip(args.clip))
     return impl, job
+
+
+def parse_clip(text: str | None) -> tuple[float, float] | None:
+    """`LOW,HIGH` as two numbers; None or `off`: no clipping."""
+    if text is None or text == "off":
+        return None
+    low, _, high = text.partition(",")
+    try:
+        return float(low), float(high)
+    except ValueError:
+        raise ValueError(f"--clip {text!r}: expected LOW,HIGH (two numbers) or off") from None
 
 
 def parse_confs(pairs: Sequence[str]) -> dict[str, str]:
@@ -110,7 +124,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recommender.data.sources import prepare
+    from recommender.data.sources import prepare, rating_scale
     from recommender.launch.submit import check_master
 
     try:
@@ -119,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         prepared = prepare(args.data, args.data_dir, args.cache_dir)
         impl = registry.get(args.impl)
         impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)
+        if args.clip is None:  # the default: the data set's own scale, where it has one
+            job = replace(job, clip=rating_scale(args.data))
         if job.test is None and prepared.test_csv is not None:  # a predefined split: `--data ml-100k:u1`
             job = replace(job, test=prepared.test_for(impl.reads_parquet))
         check(impl, job)

@@ -38,6 +38,7 @@ class Job:
     exclude_rated: bool = True  # leave a user's training items out of their recommendations
     relevance: float | None = None  # ranking metrics: held-out ratings at least this are relevant; None: all
     test: str | None = None  # a predefined test file: the holdout instead of the hashed split
+    clip: tuple[float, float] | None = None  # holdout predictions clipped to this rating scale for RMSE/MAE
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def check(impl: Implementation, job: Job) -> None:
         raise ValueError(f"--test: the {impl.name} implementation has no predefined test split yet")
     if job.test is not None and job.params.holdout:
         raise ValueError("--test replaces the random holdout: leave --holdout at 0")
+    if job.clip is not None and not job.clip[0] < job.clip[1]:
+        raise ValueError(f"--clip {job.clip[0]},{job.clip[1]}: expected LOW,HIGH with LOW < HIGH")
     if job.relevance is not None and not job.top_k:
         raise ValueError("--relevance: ranking metrics need the recommend phase (--top-k K)")
 
@@ -118,7 +121,7 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         input_bytes=local_size(job.path),
         params=asdict(replace(job.params, blocks=outcome.blocks)),
         counts=outcome.counts,
-        metrics=outcome.metrics,
+        metrics=replace(outcome.metrics, clip=job.clip),
         phases={name: round(seconds, 4) for name, seconds in timer.seconds.items()} | {"total": round(timer.total, 4)},
         runtime=outcome.runtime,
         started_at=started_at,

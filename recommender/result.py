@@ -52,6 +52,7 @@ class Metrics:
     holdout_mae: float | None = None
     ranking: Ranking | None = None  # the model's top-k lists (with --top-k and a holdout)
     baseline: Ranking | None = None  # the most-popular baseline's, on the same users
+    clip: tuple[float, float] | None = None  # holdout predictions were clipped to this scale for RMSE/MAE
 
     @classmethod
     def from_sums(cls, train: tuple[float, int], holdout: tuple[float, float, int] | None) -> Metrics:

@@ -14,10 +14,12 @@ from recommender.timing import PhaseTimer
 
 def run_engine(impl: str, path: Any, api: str | None = None, params: ALSParams | None = None,
                data: str = "test", skip_bad_rows: bool = False, device: str = "cpu",
-               spark: Any = None) -> RunResult:
-    """`impl`'s result on `path`: in `spark` (the `spark` fixture) for a Spark engine."""
+               spark: Any = None, **options: Any) -> RunResult:
+    """`impl`'s result on `path`: in `spark` (the `spark` fixture) for a Spark engine; `options`
+    are the Job's other fields (top_k, exclude_rated, relevance, test)."""
     implementation = registry.get(impl)
-    job = Job(api or implementation.apis[-1], str(path), data, params or ALSParams(), skip_bad_rows, device)
+    job = Job(api or implementation.apis[-1], str(path), data, params or ALSParams(), skip_bad_rows, device,
+              **options)
     if implementation.uses_spark:
         from recommender.spark.session import run_in_session
 

@@ -34,6 +34,7 @@ CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS for api in impl.a
 MLLIB_TOLERANCE = 1e-9
 ENGINE_TOLERANCE = 0.005
 TOP_K = 5  # the recommend phase, for every implementation that has one
+CLIP = (1.0, 5.0)  # the synthetic ratings' scale: holdout predictions clipped to it for RMSE/MAE
 RANKING_TOLERANCE = 0.02  # a PyTorch engine's ranking metrics from its own factors: absolute, against MLlib's
 
 
@@ -60,7 +61,7 @@ def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str
             pytest.skip(reason)
         if impl.launcher is Launcher.JVM:
             request.getfixturevalue("jar")
-        job = Job(api, ratings, "contract", PARAMS, top_k=TOP_K if impl.recommends else 0)
+        job = Job(api, ratings, "contract", PARAMS, top_k=TOP_K if impl.recommends else 0, clip=CLIP)
         cmd = command(impl, job_arguments(job), Launch(master="local[2]", cores=2))
         proc = subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -78,6 +79,7 @@ def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: s
     assert result["params"] == asdict(PARAMS) | ({} if implementation.uses_spark else {"blocks": 1})
     assert result["counts"] == reference["counts"]
     assert (result["runtime"]["spark"] is not None) == implementation.uses_spark
+    assert result["metrics"]["clip"] == list(CLIP)
     assert (result["runtime"]["torch"] is not None) == implementation.own_gpu_solver
     recommends = {"recommend"} if implementation.recommends else set()
     assert set(result["phases"]) == {"load", "fit", "predict", "evaluate", "total"} | recommends

@@ -212,6 +212,16 @@ def _prepare_movielens_split(spec: MovieLensSet, split: str, data_dir: Path | No
     return _store(folder, key, prepared)
 
 
+def rating_scale(name: str) -> tuple[float, float] | None:
+    """The (lowest, highest) rating of data set `name` where it has a published scale: MovieLens
+    sets, their splits and the synthetic presets; None for files and fractal expansions."""
+    if name.startswith(SYNTHETIC):
+        return preset(parse_synthetic(name)[0]).scale[:2]
+    if name.startswith("ml-"):
+        return get_set(name.partition(":")[0]).rating_range
+    return None
+
+
 def parse_synthetic(name: str) -> tuple[str, int]:
     """(preset, seed) of `synthetic:PRESET[:SEED]`."""
     parts = name[len(SYNTHETIC) :].split(":")

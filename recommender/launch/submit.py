@@ -101,6 +101,8 @@ def job_arguments(job: Job, checkpoint_dir: str | None = None) -> list[str]:
         args += [] if job.relevance is None else ["--relevance", repr(job.relevance)]
     if job.test is not None:
         args += ["--test", job.test]
+    if job.clip is not None:
+        args += ["--clip", f"{job.clip[0]!r},{job.clip[1]!r}"]
     if checkpoint_dir:
         args += ["--checkpoint-dir", checkpoint_dir]
     return args

@@ -48,9 +48,13 @@ def split(ratings: DataFrame, params: ALSParams) -> tuple[DataFrame, DataFrame |
     return ratings.filter(~held), ratings.filter(held), held
 
 
-def errors(predictions: DataFrame) -> tuple[float, float, int]:
-    """(sum of squared errors, sum of absolute errors, rows) of a predictions DataFrame."""
-    error = F.col(RATING).cast("double") - F.col("prediction").cast("double")
+def errors(predictions: DataFrame, clip: tuple[float, float] | None = None) -> tuple[float, float, int]:
+    """(sum of squared errors, sum of absolute errors, rows) of a predictions DataFrame, each
+    prediction first clipped to `clip` where given."""
+    predicted = F.col("prediction").cast("double")
+    if clip is not None:
+        predicted = F.least(F.greatest(predicted, F.lit(clip[0])), F.lit(clip[1]))
+    error = F.col(RATING).cast("double") - predicted
     row = predictions.agg(
         F.sum(error * error).alias("sq"), F.sum(F.abs(error)).alias("abs"), F.count("*").alias("n")
     ).first()
@@ -116,7 +120,7 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         sq, _, n = errors(train_pred)
-        metrics = Metrics.from_sums((sq, n), errors(held_pred) if held_pred is not None else None)
+        metrics = Metrics.from_sums((sq, n), errors(held_pred, job.clip) if held_pred is not None else None)
 
     recommended = None
     if job.top_k:

@@ -28,9 +28,14 @@ def _predict(model: MatrixFactorizationModel, ratings: RDD[Rating]) -> tuple[Key
     return keyed, keyed.count()
 
 
-def _errors(ratings: RDD[Rating], predictions: Keyed) -> tuple[float, float, int]:
-    """(sum of squared errors, sum of absolute errors, pairs) over ratings that have a prediction."""
+def _errors(ratings: RDD[Rating], predictions: Keyed,
+            clip: tuple[float, float] | None = None) -> tuple[float, float, int]:
+    """(sum of squared errors, sum of absolute errors, pairs) over ratings that have a prediction,
+    each prediction first clipped to `clip` where given."""
     pairs = ratings.map(lambda r: ((r[0], r[1]), r[2])).join(predictions).values()
+    if clip is not None:
+        low, high = clip
+        pairs = pairs.map(lambda p: (p[0], min(max(p[1], low), high)))
     return pairs.map(lambda p: ((p[0] - p[1]) ** 2, abs(p[0] - p[1]), 1)).fold(
         (0.0, 0.0, 0), lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2])
     )
@@ -97,7 +102,7 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         sq, _, n = _errors(train, train_pred)
-        held = _errors(holdout, held_pred) if holdout is not None and held_pred is not None else None
+        held = _errors(holdout, held_pred, job.clip) if holdout is not None and held_pred is not None else None
         metrics = Metrics.from_sums((sq, n), held)
 
     recommended = None

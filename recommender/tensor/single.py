@@ -122,7 +122,8 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     with timer.phase("evaluate"):
         n_hold = int(known.sum())
         hold_truth = torch.from_numpy(ratings[held][known]).to(device)
-        held_sums = (*_errors(hold_pred, hold_truth), n_hold) if evaluated else None
+        clipped = hold_pred.clamp(*job.clip) if job.clip is not None else hold_pred
+        held_sums = (*_errors(clipped, hold_truth), n_hold) if evaluated else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 
     recommended = None

@@ -108,7 +108,7 @@ public final class RecommenderJava {
             Double rmse = null;
             Double mae = null;
             if (holdout != null) {
-                Tuple3<Double, Double, Long> h = errors(holdout, preds[1]);
+                Tuple3<Double, Double, Long> h = errors(holdout, Clip$.MODULE$.forJava(preds[1], o));
                 if (h._3() > 0) {
                     rmse = Math.sqrt(h._1() / h._3());
                     mae = h._2() / h._3();

@@ -99,7 +99,7 @@ object RecommenderScala {
         .fold((0.0, 0.0, 0L))((x, y) => (x._1 + y._1, x._2 + y._2, x._3 + y._3))
     val (mse, rmse, mae) = t.phase("evaluate") {
       val (sq, _, n) = errors(train, trainPred)
-      val held = for (h <- holdout; hp <- heldPred) yield errors(h, hp)
+      val held = for (h <- holdout; hp <- heldPred) yield errors(h, Clip.rdd(hp, o))
       val hm = held.filter(_._3 > 0)
       (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
     }
@@ -165,7 +165,7 @@ object RecommenderScala {
     }
     val (mse, rmse, mae) = t.phase("evaluate") {
       val (sq, _, n) = errors(trainPred)
-      val hm = heldPred.map(errors).filter(_._3 > 0)
+      val hm = heldPred.map(p => errors(Clip.df(p, o))).filter(_._3 > 0)
       (sq / n, hm.map(x => math.sqrt(x._1 / x._3)), hm.map(x => x._2 / x._3))
     }
     val recommended = if (o.topK > 0) Some(Recommend.df(model, train, holdout, o, t)) else None

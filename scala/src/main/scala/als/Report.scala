@@ -25,7 +25,8 @@ object Report {
         "seed" -> JInt(o.seed), "blocks" -> JInt(o.blocks.getOrElse(sc.defaultParallelism).toLong), "holdout" -> JNum(o.holdout))),
       "counts" -> r.counts,
       "metrics" -> JObj(Seq("train_mse" -> JNum(r.trainMse), "holdout_rmse" -> opt(r.holdoutRmse), "holdout_mae" -> opt(r.holdoutMae),
-        "ranking" -> ranking(r.recommend.flatMap(_.ranking)), "baseline" -> ranking(r.recommend.flatMap(_.baseline)))),
+        "ranking" -> ranking(r.recommend.flatMap(_.ranking)), "baseline" -> ranking(r.recommend.flatMap(_.baseline)),
+        "clip" -> Clip.json(o))),
       "recommended" -> r.recommend.map(_.json).getOrElse(JNull),
       "phases" -> JObj(phases),
       "runtime" -> JObj(Seq(
