@@ -87,6 +87,8 @@ class Grid:
     rounds: int
     experiments: dict[str, dict[str, list[Any]]]  # experiment name -> its axes, narrowed
     params: ALSParams  # the file's [params], with the grid's own `params` over them
+    top_k: int = 0  # the recommend phase's k for the cases that have one (`top_k` in the grid's section)
+    include_rated: bool = False  # the grid's `include_rated`: lists may hold the user's training items
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,11 @@ def load(path: Path = GRID_FILE) -> Catalogue:
                 raise GridError(f"{path}: grid {name!r} narrows unknown axes {sorted(bad)}")
             chosen[exp] = experiments[exp] | {k: list(v) for k, v in narrowing.items()}
         own = params_of(f"grid {name!r} params", body.get("params", {}), base)
-        grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own)
+        top_k = body.get("top_k", 0)
+        if not isinstance(top_k, int) or top_k < 0:
+            raise GridError(f"{path}: grid {name!r} top_k must be a whole number at least 0, not {top_k!r}")
+        grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own, top_k,
+                           bool(body.get("include_rated", False)))
     return Catalogue(base, experiments, descriptions, grids, devices, budgets)
 
 

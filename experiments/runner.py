@@ -73,11 +73,14 @@ def launch_for(case: Case, target: Target, device: Device) -> Launch:
     )
 
 
-def case_command(case: Case, csv: str, params: ALSParams, launch: Launch) -> list[str]:
-    """The command of `case` (without a checkpoint directory), as the registry says to start it."""
+def case_command(case: Case, csv: str, params: ALSParams, launch: Launch, top_k: int = 0,
+                 include_rated: bool = False) -> list[str]:
+    """The command of `case` (without a checkpoint directory), as the registry says to start it;
+    with the recommend phase (`top_k`) where the implementation has one."""
     impl = registry.get(case.impl)
     device = "cuda" if case.device == "gpu" and impl.own_gpu_solver else "cpu"
-    return command(impl, job_arguments(Job(case.api, csv, case.data, params)), launch, device=device)
+    job = Job(case.api, csv, case.data, params, top_k=top_k if impl.recommends else 0, exclude_rated=not include_rated)
+    return command(impl, job_arguments(job), launch, device=device)
 
 
 def run(case: Case, cmd: list[str], target: Target) -> CaseRun:

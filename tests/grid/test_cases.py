@@ -34,7 +34,7 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
     prepared = prepare(case.data)
     launch = runner.launch_for(case, grid_target, profile)
     cmd = runner.case_command(case, prepared.input_for(implementation.reads_parquet), grid_session.grid.params,
-                              launch)
+                              launch, grid_session.grid.top_k, grid_session.grid.include_rated)
     runs: list[runner.CaseRun] = []
 
     benchmark.group = f"{case.data} {case.device}"
