@@ -32,7 +32,8 @@ def _format(table: pd.DataFrame) -> pd.DataFrame:
         if column == "command":
             out[column] = [f"`{short_command(c)}`" for c in out[column]]
         elif pd.api.types.is_float_dtype(out[column]):
-            style = "{:.4f}" if "MSE" in column or "rmse" in column else (
+            precise = "mse" in column.lower() or column in ("MAE", *results.RANKING)
+            style = "{:.4f}" if precise else (
                 "{:,.0f}" if column in ("ratings/s", "ratings") else "{:.2f}")
             out[column] = [("–" if pd.isna(v) else style.format(v)) for v in out[column]]
         elif column == "ratings":
@@ -106,6 +107,8 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         "speedup": tables.speedups(frame, top),
         "phases": tables.phases(frame),
         "gpu_operators": tables.gpu_operators(frame),
+        "recommend": tables.recommend(frame),
+        "ranking": tables.ranking(frame),
     }
     for name, table in named.items():
         table.drop(columns=["gpu_phases"], errors="ignore").to_csv(out / f"{name}.csv", index=False)
@@ -130,6 +133,8 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         (f"Speedup from 1 to {top} cores", "speedup"),
         ("Where the time goes (phases)", "phases"),
         ("What ran on the GPU (spark-rapids explain, per phase)", "gpu_operators"),
+        ("Recommend phase: top-k for every user", "recommend"),
+        ("Ranking on the holdout, against the most-popular baseline", "ranking"),
     ]
     for title, name in sections:
         text += [f"## {title}", "", markdown(named[name])]

@@ -90,12 +90,13 @@ def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
     table = table[table.cores == most]
     labels = frame.label.nunique()
     names = [f"{_series_name(r, labels)} · {r.data}" for _, r in table.iterrows()]
-    parts = [f"{p} (s)" for p in PHASES] + ["startup+other (s)"]
+    parts = [f"{p} (s)" for p in PHASES] + [c for c in ["recommend (s)"] if c in table] + ["startup+other (s)"]
     fig, ax = plt.subplots(figsize=FIGSIZE)
     left = pd.Series(0.0, index=table.index)
     for part in parts:
-        ax.barh(names, table[part], left=left, label=part.replace(" (s)", ""))
-        left = left + table[part]
+        values = table[part].fillna(0.0)  # a case without the recommend phase
+        ax.barh(names, values, left=left, label=part.replace(" (s)", ""))
+        left = left + values
     ax.invert_yaxis()
     ax.set_xlabel("seconds")
     ax.set_title("Where the time goes")

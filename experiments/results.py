@@ -79,7 +79,8 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             "time_sd": stats["stddev"] if stats.get("rounds", 1) > 1 else float("nan"),
             "rounds": stats["rounds"],
             **phases,
-            "phases_total_s": sum(phases.values()),
+            "phases_total_s": sum(phases.values()) + _recommend_s(rounds),
+            **recommend_columns(result, rounds),
             "command": extra.get("command", ""),
             "spark": _runtime(result)["spark"]["version"] if _runtime(result)["spark"] else None,
             "master": extra.get("master") or _where(_runtime(result)),
@@ -88,6 +89,30 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
     except (KeyError, TypeError, ZeroDivisionError) as error:
         raise ResultsFileError(path, f"case {name}: malformed result ({error!r} missing or wrong)") from None
     return row
+
+
+RANKING = ("precision", "recall", "ndcg", "map")
+
+
+def _recommend_s(rounds: list[dict[str, Any]]) -> float:
+    """The recommend phase's mean seconds; 0 for a run without one."""
+    return sum(r["phases"].get("recommend", 0.0) for r in rounds) / len(rounds)
+
+
+def recommend_columns(result: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recommend phase (NaN without one) and the ranking metrics of the model and the baseline."""
+    recommended = result.get("recommended") or {}
+    seconds = _recommend_s(rounds) if recommended else float("nan")
+    metrics = result["metrics"]
+    columns: dict[str, Any] = {
+        "recommend_s": seconds, "top_k": recommended.get("k"), "recommended_users": recommended.get("users"),
+        "recommend_users_per_s": recommended["users"] / seconds if recommended and seconds > 0 else float("nan"),
+        "holdout_mae": metrics.get("holdout_mae"), "ranked_users": (metrics.get("ranking") or {}).get("users"),
+    }
+    for who, prefix in (("ranking", ""), ("baseline", "baseline_")):
+        ranked = metrics.get(who) or {}
+        columns |= {f"{prefix}{key}": ranked.get(key, float("nan")) for key in RANKING}
+    return columns
 
 
 def _runtime(result: dict[str, Any]) -> dict[str, Any]:

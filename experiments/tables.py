@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from experiments.results import PHASES
+from experiments.results import PHASES, RANKING
 
 CASE = ["label", "impl", "api", "device", "data", "cores"]
 
@@ -73,6 +73,8 @@ def phases(frame: pd.DataFrame) -> pd.DataFrame:
     table = ordered[["label", "impl", "api", "device", "data", "cores"]].copy()
     for phase in PHASES:
         table[f"{phase} (s)"] = ordered[f"{phase}_s"]
+    if "recommend_s" in ordered:
+        table["recommend (s)"] = ordered.recommend_s
     table["startup+other (s)"] = (ordered.time_s - ordered.phases_total_s).clip(lower=0)
     table["wall (s)"] = ordered.time_s
     table["predict+evaluate share"] = (ordered.predict_s + ordered.evaluate_s) / ordered.time_s
@@ -102,3 +104,32 @@ def gpu_operators(frame: pd.DataFrame) -> pd.DataFrame:
             })
     return pd.DataFrame(rows, columns=["label", "impl", "api", "data", "cores", "phase", "on GPU",
                                        "on CPU (why)"])
+
+
+def recommend(frame: pd.DataFrame) -> pd.DataFrame:
+    """The recommend phase of every case that ran one: top-k for all users, and users per second."""
+    ran = _by_size(frame[frame.recommend_s.notna()]) if "recommend_s" in frame else frame.iloc[:0]
+    return pd.DataFrame({
+        "label": ran.label, "impl": ran.impl, "api": ran.api, "device": ran.device, "data": ran.data,
+        "cores": ran.cores, "k": ran.get("top_k"), "users": ran.get("recommended_users"),
+        "recommend (s)": ran.recommend_s, "users/s": ran.get("recommend_users_per_s"),
+    }).reset_index(drop=True)
+
+
+def ranking(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per data set, RMSE, MAE and the ranking metrics of each case's top-k lists on the holdout,
+    with the most-popular baseline (the same lists in every case of a data set) as its own row."""
+    if "precision" not in frame:
+        return pd.DataFrame()
+    ranked = _by_size(frame[frame.precision.notna()])
+    rows = []
+    for (label, data), group in ranked.groupby(["label", "data"], sort=False):
+        for _, case in group.iterrows():
+            rows.append({"label": label, "data": data, "model": f"ALS {case.impl}/{case.api}/{case.device}",
+                         "k": case.top_k, "users": case.ranked_users, "RMSE": case.holdout_rmse,
+                         "MAE": case.holdout_mae, **{m: case[m] for m in RANKING}})
+        first = group.iloc[0]
+        rows.append({"label": label, "data": data, "model": "most popular (baseline)", "k": first.top_k,
+                     "users": first.ranked_users, "RMSE": math.nan, "MAE": math.nan,
+                     **{m: first[f"baseline_{m}"] for m in RANKING}})
+    return pd.DataFrame(rows)

@@ -155,3 +155,37 @@ def test_commands_are_shortened_for_reading() -> None:
           "/home/u/.cache/als-benchmark/prepared/ml-100k/ratings.csv --api rdd"
     assert compare.short_command(cmd) == ("spark-submit --master local[2] recommender/entry.py "
                                           "$CACHE/prepared/ml-100k/ratings.csv --api rdd")
+
+
+def test_recommend_phase_and_ranking_tables(tmp_path: Path) -> None:
+    """Cases with the recommend phase: its seconds and users/s, and a ranking table per data set
+    with the most-popular baseline as its own row; a case without the phase stays out of both."""
+    from dataclasses import replace
+
+    from recommender.result import Ranking, Recommended
+
+    cases = {Case("ml-100k", "cpu", "python", "df", 2): [20.0], Case("ml-100k", "cpu", "torch", "none", 2): [4.0],
+             Case("ml-100k", "cpu", "python", "rdd", 2): [30.0]}
+    path = write_results(tmp_path / "r.json", cases)
+    data = json.loads(path.read_text())
+    for bench in data["benchmarks"][:2]:
+        extra = bench["extra_info"]
+        extra["result"]["phases"]["recommend"] = 2.0
+        extra["rounds"][0]["phases"]["recommend"] = 2.0
+        extra["result"]["recommended"] = asdict(Recommended(10, 943, True))
+        extra["result"]["metrics"] = asdict(replace(
+            Metrics(0.6, 0.92, 0.73), ranking=Ranking(10, 940, 0.03, 0.02, 0.03, 0.01),
+            baseline=Ranking(10, 940, 0.19, 0.11, 0.22, 0.11)))
+    path.write_text(json.dumps(data))
+    frame, _ = results.load([path])
+    rec = tables.recommend(frame)
+    assert len(rec) == 2 and set(rec["users/s"]) == {943 / 2.0}
+    ranked = tables.ranking(frame)
+    assert list(ranked.model) == ["ALS python/df/cpu", "ALS torch/none/cpu", "most popular (baseline)"]
+    assert list(ranked.precision) == [0.03, 0.03, 0.19] and ranked.MAE.iloc[0] == 0.73
+    assert "recommend (s)" in tables.phases(frame)
+    out = tmp_path / "report"
+    assert compare.main([str(path), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "## Ranking on the holdout, against the most-popular baseline" in text
+    assert "| most popular (baseline) |" in text and "0.1900" in text
