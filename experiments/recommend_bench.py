@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         recs = model.recommendForAllUsers(args.k).cache()
         recs.write.format("noop").mode("overwrite").save()
         mllib_s = time.perf_counter() - started
-        users_df = model.userFactors.orderBy("id").toPandas()
-        items_df = model.itemFactors.orderBy("id").toPandas()
+        users_df = pd.DataFrame(model.userFactors.orderBy("id").toPandas())
+        items_df = pd.DataFrame(model.itemFactors.orderBy("id").toPandas())
         mllib = {int(r[USER]): [int(i) for i in r["items"]]
                  for r in recs.select(USER, F.col("recommendations")[ITEM].alias("items")).toLocalIterator()}
         pairs = pd.DataFrame(ratings.select(USER, ITEM).toPandas())
