@@ -85,6 +85,10 @@ def recommend(model: ALSModel, train: DataFrame, holdout: DataFrame | None, job:
             baseline = ranking.popular(train, rated, lists.select(USER), k, most)
             metrics = replace(metrics, ranking=ranking.evaluate_df(lists, relevant, k),
                               baseline=ranking.evaluate_df(baseline, relevant, k))
+            relevant.unpersist()
+    for cached in (lists, rated):
+        if cached is not None:
+            cached.unpersist()
     return metrics, Recommended(k, users, job.exclude_rated, job.relevance)
 
 

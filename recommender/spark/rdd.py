@@ -75,6 +75,10 @@ def recommend(model: MatrixFactorizationModel, train: RDD[Rating], holdout: RDD[
                         else lists.mapValues(lambda _: order[:k]))
             metrics = replace(metrics, ranking=ranking.evaluate_rdd(lists, relevant, k),
                               baseline=ranking.evaluate_rdd(baseline, relevant, k))
+            relevant.unpersist()
+    lists.unpersist()
+    if rated is not None:
+        rated.unpersist()
     return metrics, Recommended(k, users, job.exclude_rated, job.relevance)
 
 
