@@ -65,18 +65,24 @@ def test_numpy_metrics_match_sparks_ranking_metrics(spark) -> None:
     assert ours.map == pytest.approx(theirs.meanAveragePrecisionAt(k), abs=1e-12)
 
 
-@pytest.mark.spark
-def test_mllib_lists_leave_rated_items_out_exactly(spark) -> None:
-    """recommendForAllUsers(k + most rated), filtered: each user's k best unrated items by the factors."""
+@pytest.fixture(scope="module")
+def small_model(spark):
+    """MLlib's DataFrame ALS on 600 random ratings of 30 users and 25 items: (ratings, train, model)."""
     from pyspark.ml.recommendation import ALS
-
-    from recommender.spark.df import top_lists
 
     rng = np.random.default_rng(5)
     rows = {(int(u), int(i)): float(rng.integers(1, 6)) for u, i in zip(rng.integers(0, 30, 600),
                                                                           rng.integers(0, 25, 600), strict=True)}
     train = spark.createDataFrame([(u, i, r) for (u, i), r in rows.items()], "user int, item int, rating float")
-    model = ALS(rank=3, maxIter=5, seed=1, userCol="user", itemCol="item", ratingCol="rating").fit(train)
+    return rows, train, ALS(rank=3, maxIter=5, seed=1, userCol="user", itemCol="item", ratingCol="rating").fit(train)
+
+
+@pytest.mark.spark
+def test_mllib_lists_leave_rated_items_out_exactly(small_model) -> None:
+    """recommendForAllUsers(k + most rated), filtered: each user's k best unrated items by the factors."""
+    from recommender.spark.df import top_lists
+
+    rows, train, model = small_model
     lists, _, most = top_lists(model, train, 4, exclude_rated=True)
     assert most == max(sum(1 for u, _ in rows if u == user) for user in range(30))
     users = {r["id"]: np.array(r["features"]) for r in model.userFactors.collect()}
@@ -85,3 +91,28 @@ def test_mllib_lists_leave_rated_items_out_exactly(spark) -> None:
         unrated = [i for i in items if (row["user"], i) not in rows]
         best = sorted(unrated, key=lambda i: -float(users[row["user"]] @ items[i]))[:4]
         assert row["items"] == best
+
+
+@pytest.mark.spark
+@pytest.mark.torch
+def test_torch_top_k_gives_mllibs_lists_on_mllibs_factors(small_model) -> None:
+    """The torch engine's recommend step (recommender/tensor/topk.py) on MLlib's own factors and
+    training ratings returns MLlib's lists, rated items left out."""
+    import torch
+
+    from recommender.spark.df import top_lists
+    from recommender.tensor.als import make_side
+    from recommender.tensor.topk import top_k
+
+    rows, train, model = small_model
+    users = model.userFactors.orderBy("id").collect()
+    items = model.itemFactors.orderBy("id").collect()
+    user_ids, item_ids = np.array([r["id"] for r in users]), np.array([r["id"] for r in items])
+    pairs = np.array([(u, i) for u, i in rows if u in set(user_ids) and i in set(item_ids)])
+    rated = make_side(torch.from_numpy(np.searchsorted(user_ids, pairs[:, 0]).astype(np.int32)),
+                      torch.from_numpy(np.searchsorted(item_ids, pairs[:, 1]).astype(np.int32)),
+                      torch.ones(len(pairs)), len(user_ids), len(item_ids)).indicator
+    found = top_k(torch.tensor([r["features"] for r in users]), torch.tensor([r["features"] for r in items]), 4, rated)
+    ours = {int(u): list(item_ids[found.items[n].numpy()]) for n, u in enumerate(user_ids)}
+    theirs = {r["user"]: r["items"] for r in top_lists(model, train, 4, exclude_rated=True)[0].collect()}
+    assert ours == theirs
