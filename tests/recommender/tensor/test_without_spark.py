@@ -46,7 +46,9 @@ def test_the_torch_engine_runs_without_pyspark(bare_env: dict[str, str], tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = parse_result_line(proc.stdout)  # here, where jsonschema is
     assert result["runtime"] == {"spark": None, "torch": result["runtime"]["torch"]}
-    assert result["recommended"] == {"k": 5, "users": result["counts"]["users"], "exclude_rated": True}
+    assert result["recommended"] == {"k": 5, "users": result["counts"]["users"], "exclude_rated": True,
+                                     "relevance": None}
+    assert result["metrics"]["ranking"]["k"] == result["metrics"]["baseline"]["k"] == 5  # numpy, no Spark
 
 
 def test_the_gpu_command_without_cuda_says_so_in_one_line(bare_env: dict[str, str]) -> None:
