@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch.distributed as dist
 from pyspark import BarrierTaskContext
 
 TIMEOUT = timedelta(minutes=5)  # the longest one task may wait for its peers at one collective
+PEER_GRACE_S = 10.0  # how long a task whose collective failed waits before reporting it (see `_collective`)
 
 
 @dataclass(frozen=True)
@@ -59,16 +61,31 @@ def process_group(context: BarrierTaskContext, device: torch.device) -> Iterator
         dist.destroy_process_group()
 
 
+@contextmanager
+def _collective(group: Group) -> Iterator[None]:
+    """A collective that fails because a peer failed (connection reset, timeout) is the peer's
+    error, not this task's: wait a little before reporting, so the peer's error reaches Spark
+    first and names the real cause; Spark then kills this task (and retries the stage)."""
+    try:
+        yield
+    except RuntimeError as error:
+        time.sleep(PEER_GRACE_S)
+        raise RuntimeError(f"task {group.rank}: a collective failed, likely because another task failed "
+                           f"(its error is the cause to look for): {error}") from error
+
+
 def gather_rows(group: Group, tensor: torch.Tensor) -> list[torch.Tensor]:
     """Every task's `tensor` (any number of rows, the same columns and dtype), in rank order."""
     size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=group.comm)
     sizes = [torch.empty_like(size) for _ in range(group.world)]
-    dist.all_gather(sizes, size)
+    with _collective(group):
+        dist.all_gather(sizes, size)
     counts = [int(n) for n in sizes]
     padded = torch.zeros((max(counts), *tensor.shape[1:]), dtype=tensor.dtype, device=group.comm)
     padded[: tensor.shape[0]] = tensor
     parts = [torch.empty_like(padded) for _ in range(group.world)]
-    dist.all_gather(parts, padded)
+    with _collective(group):
+        dist.all_gather(parts, padded)
     return [part[:n] for part, n in zip(parts, counts, strict=True)]
 
 
@@ -90,5 +107,6 @@ class Layout:
 def all_sum(group: Group, values: list[float]) -> list[float]:
     """The element-wise sum over all tasks, in double precision."""
     tensor = torch.tensor(values, dtype=torch.float64, device=group.comm)
-    dist.all_reduce(tensor)
+    with _collective(group):
+        dist.all_reduce(tensor)
     return [float(v) for v in tensor.cpu()]
