@@ -23,18 +23,23 @@ so the model equals its model up to the order of float32 sums.
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from pyspark import BarrierTaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    import torch
 
 from recommender.data.readers import ITEM, RATING, USER
 from recommender.params import ALSParams
@@ -43,6 +48,7 @@ from recommender.spark.df import split
 from recommender.spark.loading import load_df
 from recommender.timing import PhaseTimer
 
+PREDICT_CHUNK = 1 << 20
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a task's blocks arrive in few large pieces
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
 # The side column: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
@@ -151,7 +157,7 @@ def _read(batches: Iterable[pa.RecordBatch]) -> dict[str, np.ndarray]:
     for batch in batches:
         for name in names:
             parts[name].append(batch.column(name).to_numpy(zero_copy_only=False))
-    types = {"side": np.int8, USER: np.int64, ITEM: np.int64, RATING: np.float32}
+    types = {"side": np.int8, USER: np.int32, ITEM: np.int32, RATING: np.float32}
     return {name: np.concatenate(parts[name]).astype(types[name], copy=False) if parts[name]
             else np.empty(0, types[name]) for name in names}
 
@@ -168,6 +174,23 @@ def _from_npy(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     factors = np.concatenate([p["factors"] for p in parts])
     order = np.argsort(ids)
     return ids[order], factors[order]
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each of `values`' index in sorted `ids`, where all are present: a lookup table for dense ids."""
+    if len(ids) and int(ids[-1]) <= 50 * max(len(values), len(ids)):
+        table = np.zeros(int(ids[-1]) + 1, dtype=np.int32)
+        table[ids] = np.arange(len(ids), dtype=np.int32)
+        return table[values]
+    return np.searchsorted(ids, values).astype(np.int32)
+
+
+def _predict(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """x_u . y_i for each (row, col) pair, a million at a time so the gathered factors stay small."""
+    import torch
+
+    return torch.cat([(users[rows[at:at + PREDICT_CHUNK]] * items[cols[at:at + PREDICT_CHUNK]]).sum(dim=1)
+                      for at in range(0, len(rows), PREDICT_CHUNK)] or [users.new_zeros(0)])
 
 
 def _task_device(context: BarrierTaskContext, name: str) -> str:
@@ -193,7 +216,7 @@ def _trainer(params: ALSParams, device_name: str, with_factors: bool
 
         from recommender.tensor import als
         from recommender.tensor.collective import Layout, all_sum, gather_rows, process_group
-        from recommender.tensor.single import lookup
+        from recommender.tensor.single import compact, lookup
 
         context = BarrierTaskContext.get()
         torch.set_num_threads(max(1, context.cpus()))
@@ -207,8 +230,8 @@ def _trainer(params: ALSParams, device_name: str, with_factors: bool
         by_user, by_item, held = side == BY_USER, side == BY_ITEM, side == HELD_BY_USER
         with process_group(context, device) as group:
             _fail_for_test(context)
-            my_users = np.unique(data[USER][by_user])
-            my_items = np.unique(data[ITEM][by_item])
+            my_users, u_rows_np = compact(data[USER][by_user])
+            my_items, i_rows_np = compact(data[ITEM][by_item])
             user_parts = gather_rows(group, torch.from_numpy(my_users))
             item_parts = gather_rows(group, torch.from_numpy(my_items))
             user_ids = torch.cat(user_parts).sort().values.numpy()  # every training user, as single.compact orders them
@@ -218,15 +241,13 @@ def _trainer(params: ALSParams, device_name: str, with_factors: bool
                 return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
             def layout(parts: list[torch.Tensor], ids: np.ndarray) -> Layout:
-                return Layout([on_device(np.searchsorted(ids, p.numpy())) for p in parts], len(ids))
+                return Layout([on_device(_positions(ids, p.numpy())) for p in parts], len(ids))
 
             users_layout, items_layout = layout(user_parts, user_ids), layout(item_parts, item_ids)
-            u_rows = on_device(np.searchsorted(my_users, data[USER][by_user]).astype(np.int32))
-            u_cols = on_device(np.searchsorted(item_ids, data[ITEM][by_user]).astype(np.int32))
+            u_rows, u_cols = on_device(u_rows_np), on_device(_positions(item_ids, data[ITEM][by_user]))
             u_ratings = on_device(data[RATING][by_user])
             user_side = als.make_side(u_rows, u_cols, u_ratings, len(my_users), len(item_ids))
-            item_side = als.make_side(on_device(np.searchsorted(my_items, data[ITEM][by_item]).astype(np.int32)),
-                                      on_device(np.searchsorted(user_ids, data[USER][by_item]).astype(np.int32)),
+            item_side = als.make_side(on_device(i_rows_np), on_device(_positions(user_ids, data[USER][by_item])),
                                       on_device(data[RATING][by_item]), len(my_items), len(user_ids))
             setup_s = lap()
 
@@ -240,21 +261,24 @@ def _trainer(params: ALSParams, device_name: str, with_factors: bool
             als.synchronize(device)
             fit_s = lap()
 
-            train_pred = (mine[u_rows] * items[u_cols]).sum(dim=1)
+            train_pred = _predict(mine, items, u_rows, u_cols)
             hu = lookup(my_users, data[USER][held])
             hi = lookup(item_ids, data[ITEM][held])
             known = (hu >= 0) & (hi >= 0)
-            held_pred = (mine[on_device(hu[known])] * items[on_device(hi[known])]).sum(dim=1)
+            held_pred = _predict(mine, items, on_device(hu[known]), on_device(hi[known]))
             als.synchronize(device)
             predict_s = lap()
 
             diff = train_pred.double() - u_ratings.double()
             held_diff = held_pred.double() - on_device(data[RATING][held][known]).double()
-            distinct_users = len(np.unique(data[USER][by_user | held]))  # holdout-only users count too
-            distinct_items = len(np.unique(data[ITEM][by_item | (side == HELD_BY_ITEM)]))
+            # Users and items of the holdout that training never saw count too (each task owns its own).
+            new_users = np.unique(data[USER][held][hu < 0])
+            held_items = data[ITEM][side == HELD_BY_ITEM]
+            new_items = np.unique(held_items[lookup(my_items, held_items) < 0])
             totals = all_sum(group, [float((diff * diff).sum()), float(len(diff)), float((held_diff**2).sum()),
-                                     float(held_diff.abs().sum()), float(len(held_diff)), float(distinct_users),
-                                     float(distinct_items), float(held.sum())])
+                                     float(held_diff.abs().sum()), float(len(held_diff)),
+                                     float(len(my_users) + len(new_users)), float(len(my_items) + len(new_items)),
+                                     float(held.sum())])
             evaluate_s = lap()
             factors = (_npy(my_users, mine.cpu().numpy()), _npy(my_items, items[items_layout.owned[group.rank]]
                                                                 .cpu().numpy())) if with_factors else (None, None)
@@ -311,7 +335,8 @@ def train(spark: SparkSession, ratings: DataFrame, params: ALSParams, blocks: in
 def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, timer: PhaseTimer,
         device: str = "cpu", report: Callable[[StageFigures], object] | None = None
         ) -> tuple[Counts, Metrics, list[str]]:
-    """Load (timed), then the one barrier stage, timed as fit; `report` receives its figures.
+    """Load (timed), then the one barrier stage, timed as fit; `report` receives its figures,
+    which also go to the timer's stream as one `ALS_STAGE {json}` line.
 
     The stage's predict and evaluate steps are timed inside the tasks (the slowest task's) and
     moved from the fit phase to their own, so the phases still add up to the driver's wall time.
@@ -329,6 +354,7 @@ def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, 
     if params.holdout and counts["holdout_predictions"]:
         metrics.holdout_rmse = (trained.sums["hsq"] / counts["holdout_predictions"]) ** 0.5
         metrics.holdout_mae = trained.sums["habs"] / counts["holdout_predictions"]
+    timer.emit("ALS_STAGE " + json.dumps(trained.figures.extra_info()))
     if report is not None:
         report(trained.figures)
     return Counts(
