@@ -93,7 +93,7 @@ def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[
     assert trained.users is not None and trained.items is not None
     read = read_ratings(csv, STUDY_CSV, False).frame
     users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
-    train = holdout_hash(users, items, PARAMS.seed) >= threshold(PARAMS.holdout)  # type: ignore[arg-type]
+    train = holdout_hash(users, items, PARAMS.seed) >= threshold(PARAMS.holdout)
     user_ids, u = torch_engine.compact(users[train])
     item_ids, i = torch_engine.compact(items[train])
     model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
