@@ -40,8 +40,16 @@ def compact(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return distinct, index.astype(np.int32)
     present = np.zeros(top + 1, dtype=bool)
     present[ids] = True
-    lookup = np.cumsum(present, dtype=np.int64) - 1
-    return np.flatnonzero(present), lookup[ids].astype(np.int32)
+    lookup = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
+    return np.flatnonzero(present), lookup[ids]
+
+
+def distinct_count(ids: np.ndarray) -> int:
+    """How many distinct ids, without sorting a dense id range."""
+    top = int(ids.max()) if len(ids) else 0
+    if top > 50 * max(len(ids), 1):
+        return len(np.unique(ids))
+    return int(np.count_nonzero(np.bincount(ids, minlength=top + 1)))
 
 
 def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -51,9 +59,14 @@ def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(found, pos, -1).astype(np.int64)
 
 
-def _errors(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
-    diff = pred.double() - truth.double()
-    return float((diff * diff).sum()), float(diff.abs().sum())
+def _errors(pred: torch.Tensor, truth: torch.Tensor, chunk: int = 2**24) -> tuple[float, float]:
+    """(sum of squared errors, sum of absolute errors) in double precision, a chunk at a time."""
+    squared = absolute = 0.0
+    for start in range(0, len(pred), chunk):
+        diff = pred[start : start + chunk].double() - truth[start : start + chunk].double()
+        squared += float((diff * diff).sum())
+        absolute += float(diff.abs().sum())
+    return squared, absolute
 
 
 def run(job: Job, timer: PhaseTimer) -> Outcome:
@@ -66,17 +79,27 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     params = job.params
     with timer.phase("load"):
         read = read_any(job.path, job.skip_bad_rows)
-        users = read.frame[USER].to_numpy(np.int64)
-        items = read.frame[ITEM].to_numpy(np.int64)
+        users = read.frame[USER].to_numpy(np.int32)  # int32 throughout: 400M ratings must fit 24 GB
+        items = read.frame[ITEM].to_numpy(np.int32)
         ratings = read.frame[RATING].to_numpy(np.float32)
-        held = (holdout_hash(users, items, params.seed) < threshold(params.holdout)
-                if params.holdout else np.zeros(len(users), dtype=bool))
-        user_ids, train_u = compact(users[~held])
-        item_ids, train_i = compact(items[~held])
+        skipped, problems = read.skipped, read.problems
+        del read
+        if params.holdout:
+            hashes = np.asarray(holdout_hash(users.astype(np.int64), items.astype(np.int64), params.seed))
+            held = hashes < threshold(params.holdout)
+            train = ~held
+            user_ids, train_u = compact(users[train])
+            item_ids, train_i = compact(items[train])
+            train_r = ratings[train]
+        else:  # no copies
+            held = np.zeros(len(users), dtype=bool)
+            user_ids, train_u = compact(users)
+            item_ids, train_i = compact(items)
+            train_r = ratings
 
     with timer.phase("fit"):
         tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
-        tr = torch.from_numpy(ratings[~held]).to(device)
+        tr = torch.from_numpy(train_r).to(device)
         model = torch_als.fit(tu, ti, tr, len(user_ids), len(item_ids), params)
         torch_als.synchronize(device)
 
@@ -104,12 +127,12 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated)
 
     counts = Counts(
-        ratings=len(ratings), skipped_rows=read.skipped, users=len(np.unique(users)),
-        items=len(np.unique(items)), train=len(tr), holdout=int(np.count_nonzero(held)),
+        ratings=len(ratings), skipped_rows=skipped, users=distinct_count(users),
+        items=distinct_count(items), train=len(tr), holdout=int(np.count_nonzero(held)),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
     resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})
-    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=read.problems, resources=resources,
+    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=problems, resources=resources,
                    recommended=recommended)
