@@ -1,10 +1,11 @@
 """`impl torch-spark`: the `tensor.als` solver, the whole fit in one Spark barrier stage.
 
-Spark's shuffle routes each rating, as Arrow batches, once to the task that owns its user and once
-to the task that owns its item (a hash of the id picks the task; holdout ratings travel the same
-way). Each task keeps its user block and item block as torch tensors, on its own GPU where Spark
-assigned one, for the whole fit. Every half-iteration each task solves its rows
-(`als.solve_side`) and torch.distributed all-gathers the solved side (`tensor.collective`).
+Spark's shuffle routes each rating once to the task that owns its user and once to the task that
+owns its item (a hash of the id picks the task; holdout ratings travel the same way), packed per
+input batch into one binary chunk per task. Each task keeps its user block and item block as torch
+tensors, on its own GPU where Spark assigned one, for the whole fit. Every half-iteration each task
+solves its rows (`als.solve_side`) and torch.distributed all-gathers the solved side
+(`tensor.collective`).
 Predict and evaluate run in the same tasks; their sums are all-reduced, so only one small row per
 task, and the factors only when asked for, cross back to the driver.
 
@@ -61,13 +62,13 @@ class TaskFigures:
 
     task: int  # its partition, the rank in the process group
     stage: int  # the Spark stage id, to look its attempts up
-    rows: int  # shuffled rows this task received: its user block, item block and holdout
+    rows: int  # ratings this task received: its user block, item block and holdout
     held_bytes: int  # those rows unpacked: int8 side, int32 user and item, float32 rating
     tensor_bytes: int  # the blocks and factor matrices it kept as torch tensors
     peak_rss_bytes: int  # peak resident memory of its Python worker process
     peak_device_bytes: int  # peak CUDA memory, 0 on the CPU
     import_s: float  # torch and this package, in a fresh Python worker
-    read_s: float  # shuffle read and Arrow to numpy
+    read_s: float  # shuffle read and the chunks to numpy
     setup_s: float  # rendezvous, id exchange, indexing and CSR blocks
     fit_s: float
     predict_s: float
@@ -122,22 +123,54 @@ SCHEMA = ", ".join(
 )
 
 
-def _route(ratings: DataFrame, params: ALSParams, blocks: int) -> DataFrame:
-    """Each rating twice, keyed by its user and by its item, hash-partitioned into `blocks` tasks.
+def owner(ids: np.ndarray, blocks: int) -> np.ndarray:
+    """The task that owns each id: a multiplicative hash, so that consecutive ids spread evenly."""
+    return ((ids.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32) % np.uint64(blocks)).astype(np.int64)
 
-    A shuffled row is two columns: `code` packs the side (2 bits), user and item (31 bits each,
-    the loader's id range) into one long, and the rating; the partition key is an expression, not
-    a column, so it is not shuffled. That halves the bytes Spark writes, reads and turns into Arrow.
+
+def partition_keys(spark: SparkSession, blocks: int) -> list[int]:
+    """For each partition t of `repartition(blocks, key)`, a long key that Spark's hash partitioning
+    (pmod(murmur3 hash, blocks), as SQL's `hash`) sends to t: so a row can name its target task."""
+    rows = spark.range(64 * blocks).select("id", F.expr(f"pmod(hash(id), {blocks})").alias("p")).collect()
+    keys: dict[int, int] = {}
+    for row in rows:
+        keys.setdefault(row["p"], row["id"])
+    if len(keys) < blocks:
+        raise RuntimeError(f"found keys for only {len(keys)} of {blocks} partitions")
+    return [keys[t] for t in range(blocks)]
+
+
+def _route(ratings: DataFrame, params: ALSParams, blocks: int, spark: SparkSession) -> DataFrame:
+    """Each rating twice, to the task that owns its user and to the task that owns its item.
+
+    One Arrow pass packs each input batch into one row per task: a key that hash partitioning sends
+    to that task, and two binary columns holding the task's ratings of the batch as numpy arrays
+    (`code` packs the side in 2 bits, user and item in 31 bits each; the rating). Spark's shuffle then
+    moves a few large binary values instead of twice as many rows as ratings.
     """
     held = split(ratings, params)[2] if params.holdout else F.lit(False)
-    twice = ratings.select(USER, ITEM, RATING, held.alias("held"), F.explode(F.array(F.lit(0), F.lit(1))).alias("half"))
-    side = F.col("half") + 2 * F.col("held").cast("long")
-    user, item = F.col(USER).cast("long"), F.col(ITEM).cast("long")
-    code = F.shiftleft(side, 62).bitwiseOR(F.shiftleft(user, 31)).bitwiseOR(item)
-    packed = twice.select(code.alias("code"), RATING)
-    mask = (1 << 31) - 1
-    owner = F.when(F.shiftrightunsigned("code", 62) % 2 == 0, F.shiftright("code", 31).bitwiseAND(mask))
-    return packed.repartition(blocks, owner.otherwise(F.col("code").bitwiseAND(mask)))
+    keys = partition_keys(spark, blocks)
+
+    def pack(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+        for batch in batches:
+            user = batch.column(USER).to_numpy(zero_copy_only=False).astype(np.uint64)
+            item = batch.column(ITEM).to_numpy(zero_copy_only=False).astype(np.uint64)
+            rating = batch.column(RATING).to_numpy(zero_copy_only=False).astype(np.float32)
+            held_side = batch.column("held").to_numpy(zero_copy_only=False).astype(np.uint64) * np.uint64(2)
+            ids = (user << np.uint64(31)) | item
+            by_user = (held_side << np.uint64(62)) | ids
+            by_item = ((held_side + np.uint64(1)) << np.uint64(62)) | ids
+            user_task, item_task = owner(user, blocks), owner(item, blocks)
+            out: dict[str, list[object]] = {"key": [], "code": [], RATING: []}
+            for task in range(blocks):
+                mine_u, mine_i = user_task == task, item_task == task
+                out["key"].append(keys[task])
+                out["code"].append(np.concatenate([by_user[mine_u], by_item[mine_i]]).tobytes())
+                out[RATING].append(np.concatenate([rating[mine_u], rating[mine_i]]).tobytes())
+            yield pa.RecordBatch.from_pydict(out)
+
+    columns = ratings.select(USER, ITEM, RATING, held.alias("held"))
+    return columns.mapInArrow(pack, f"key long, code binary, {RATING} binary").repartition(blocks, "key")
 
 
 def _fail_for_test(context: BarrierTaskContext) -> None:
@@ -157,12 +190,12 @@ def _fail_for_test(context: BarrierTaskContext) -> None:
 
 
 def _read(batches: Iterable[pa.RecordBatch]) -> dict[str, np.ndarray]:
-    """The task's shuffled rows as numpy columns: side, user, item, rating (`_route` packs them)."""
+    """The task's shuffled chunks as numpy columns: side, user, item, rating (`_route` packs them)."""
     codes, ratings = [], []
     for batch in batches:
-        codes.append(batch.column("code").to_numpy(zero_copy_only=False))
-        ratings.append(batch.column(RATING).to_numpy(zero_copy_only=False))
-    code = np.concatenate(codes or [np.empty(0, np.int64)]).view(np.uint64)
+        codes += [np.frombuffer(blob, dtype=np.uint64) for blob in batch.column("code").to_pylist()]
+        ratings += [np.frombuffer(blob, dtype=np.float32) for blob in batch.column(RATING).to_pylist()]
+    code = np.concatenate(codes or [np.empty(0, np.uint64)])
     mask = np.uint64((1 << 31) - 1)
     return {"side": (code >> np.uint64(62)).astype(np.int8), USER: ((code >> np.uint64(31)) & mask).astype(np.int32),
             ITEM: (code & mask).astype(np.int32), RATING: np.concatenate(ratings or [np.empty(0, np.float32)])}
@@ -322,7 +355,8 @@ def train(spark: SparkSession, ratings: DataFrame, params: ALSParams, blocks: in
         raise ValueError(f"torch-spark runs {blocks} tasks at once (one barrier stage) but Spark has only "
                          f"{slots} task slots: use --blocks {slots} or fewer")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", ARROW_BATCH)
-    stage = _route(ratings, params, blocks).mapInArrow(_trainer(params, device, with_factors), SCHEMA, barrier=True)
+    routed = _route(ratings, params, blocks, spark)
+    stage = routed.mapInArrow(_trainer(params, device, with_factors), SCHEMA, barrier=True)
     start = time.perf_counter()
     rows = sorted(stage.repartition(1).collect(), key=lambda row: row["task"])
     stage_s = time.perf_counter() - start
