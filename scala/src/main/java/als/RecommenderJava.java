@@ -78,7 +78,7 @@ public final class RecommenderJava {
         List<String> skipped = new java.util.ArrayList<>();
         JavaRDD<Rating> ratings = timed(timer, "load", () -> {
             Options$.MODULE$.checkSource(path);
-            JavaRDD<Option<Rating>> parsed = sc.textFile(path).map(line -> {
+            JavaRDD<Option<Rating>> parsed = sc.textFile(path).filter(line -> !Rules.isBlank(line)).map(line -> {
                 Option<Tuple3<Object, Object, Object>> p = Rules.parse(line);
                 if (p.isEmpty()) return Option.<Rating>empty();
                 Tuple3<Object, Object, Object> t = p.get();
@@ -86,10 +86,13 @@ public final class RecommenderJava {
             }).cache();
             Tuple2<Long, Long> counts = parsed.map(r -> r.isDefined() ? new Tuple2<>(1L, 0L) : new Tuple2<>(0L, 1L))
                 .fold(new Tuple2<>(0L, 0L), (a, b) -> new Tuple2<>(a._1() + b._1(), a._2() + b._2()));
-            goodBad[0] = counts._1();
-            goodBad[1] = counts._2();
-            skipped.addAll(RecommenderScala.finishForJava(sparkContext, path, counts._1(), counts._2(), o.skipBadRows()));
-            return parsed.filter(Option::isDefined).map(Option::get);
+            JavaRDD<Rating> fast = parsed.filter(Option::isDefined).map(Option::get);
+            Loading.Loaded loaded = Loading$.MODULE$.settleRatings(
+                sparkContext, path, counts._1(), counts._2(), fast.rdd(), o.skipBadRows());
+            goodBad[0] = loaded.good();
+            goodBad[1] = loaded.bad();
+            skipped.addAll(loaded.skippedForJava());
+            return loaded.exact().isDefined() ? loaded.exactForJava() : fast;
         });
 
         long seed = o.seed();
