@@ -31,7 +31,10 @@ BAD_LINES: dict[str, tuple[str, str]] = {
     "negative user": ("-1,2,3", "user id -1 is negative"),
     "negative movie": ("1,-7,3", "movie id -7 is negative"),
     "out-of-range id": ("1,2147483648,3", "movie id 2147483648 is out of range (ids must fit a 32-bit integer)"),
-    "huge id": ("99999999999999999999,2,3", "user id 99999999999999999999 is out of range (ids must fit a 32-bit integer)"),
+    "huge id": (
+        "99999999999999999999,2,3",
+        "user id 99999999999999999999 is out of range (ids must fit a 32-bit integer)",
+    ),
     "id ending in NEL": ("1\x85,2,3", "user id '1\\x85' is not an integer"),
     "id ending in a line separator": ("1\u2028,2,3", "user id '1\\u2028' is not an integer"),
     "id in Arabic-Indic digits": ("\u0661,2,3", "user id '\u0661' is not an integer"),

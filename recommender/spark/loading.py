@@ -182,6 +182,11 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
     return exact, loaded
 
 
+def no_training_left(holdout: float) -> str:
+    """The problem when the holdout split leaves nothing to fit (a tiny file, a large fraction)."""
+    return f"no ratings left for training after holding out a fraction {holdout:g} of them"
+
+
 def local_size(path: str) -> int:
     """Bytes of a local input, 0 for remote ones (their size is the cluster's business)."""
     parsed = urlparse(path)

@@ -10,25 +10,19 @@ from recommender.data.formats import BadInputError
 from recommender.params import ALSParams
 from recommender.spark.job import run_job
 from recommender.split import holdout_hash, holdout_sql
+from tests.bad_inputs import ACCEPTED, BAD_LINES
 
 pytestmark = pytest.mark.spark
 APIS = ("rdd", "df")
 GOOD = "".join(f"{u},{i},{(u * i) % 5 + 1}.0\n" for u in range(1, 9) for i in range(1, 9))
 
-CASES = {
-    "wrong field count": ("1,2,3,4", "expected 3 fields separated by ',', found 4"),
-    "non-numeric rating": ("1,2,three", "rating 'three' is not a finite number"),
-    "NaN rating": ("1,2,NaN", "rating 'NaN' is not a finite number"),
-    "negative id": ("-3,2,4.0", "user id -3 is negative"),
-    "out-of-range id": ("1,99999999999,4.0", "movie id 99999999999 is out of range (ids must fit a 32-bit integer)"),
-}
 PARAMS = ALSParams(rank=2, iterations=2, reg=0.1)
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
 def test_bad_line_is_named(spark, tmp_path: Path, api: str, case: str) -> None:
-    line, problem = CASES[case]
+    line, problem = BAD_LINES[case]
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + line + "\n")
     with pytest.raises(BadInputError) as info:
@@ -64,3 +58,45 @@ def test_sql_holdout_hash_equals_the_python_one(spark) -> None:
     for seed in (0, 42, 2**31 - 1):
         rows = frame.selectExpr("user", "item", f"{holdout_sql('user', 'item', seed)} AS h").collect()
         assert [r["h"] for r in rows] == [holdout_hash(u, i, seed) for u, i in pairs]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_documented_acceptances(spark, tmp_path: Path, api: str) -> None:
+    """Lines the DataFrame loader's fast pass is unsure of ("-0") reach the exact pass and are kept."""
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "".join(line + "\n" for line, _ in ACCEPTED.values()))
+    result = run_job(spark, str(path), api, PARAMS)
+    assert result.counts.ratings == 64 + len(ACCEPTED) and result.counts.skipped_rows == 0
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_blank_lines_are_ignored_but_counted_in_line_numbers(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "\n \t\n\n")
+    assert run_job(spark, str(path), api, PARAMS).counts.ratings == 64
+    path.write_text("\n" + GOOD + "\n1,2,x\n\n")
+    with pytest.raises(BadInputError, match=r"line 67: rating 'x'"):
+        run_job(spark, str(path), api, PARAMS)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_skipping_a_repeated_pair_keeps_the_first_and_both_apis_agree(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "1,1,5.0\n3,4,1.0\n")
+    result = run_job(spark, str(path), api, PARAMS, skip_bad_rows=True)
+    assert result.counts.ratings == 64 and result.counts.skipped_rows == 2
+    assert result.skipped_examples == [
+        "line 65: user 1 rated movie 1 again (first on line 1)",
+        "line 66: user 3 rated movie 4 again (first on line 28)",
+    ]
+    reference = tmp_path / "first.csv"
+    reference.write_text(GOOD)
+    assert result.metrics.train_mse == pytest.approx(run_job(spark, str(reference), api, PARAMS).metrics.train_mse)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_holdout_that_leaves_no_training_ratings_names_the_file(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("1,2,3\n")
+    with pytest.raises(BadInputError, match=r"tiny\.csv: .*no ratings left for training"):
+        run_job(spark, str(path), api, ALSParams(rank=2, iterations=2, reg=0.1, holdout=0.99))

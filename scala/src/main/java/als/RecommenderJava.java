@@ -99,6 +99,7 @@ public final class RecommenderJava {
         long cut = Rules.threshold(o.holdout());
         JavaRDD<Rating> train = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) >= cut) : ratings;
         JavaRDD<Rating> holdout = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) < cut) : null;
+        if (train.isEmpty()) throw new BadInput(Loading$.MODULE$.noTrainingLeft(path, o.holdout()));
 
         MatrixFactorizationModel model = timed(timer, "fit", () -> {
             MatrixFactorizationModel m = ALS.train(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.seed());

@@ -55,6 +55,12 @@ object Loading {
   def settleRatings(sc: SparkContext, path: String, good: Long, bad: Long, ratings: RDD[Rating], skip: Boolean): Loaded =
     settle(sc, path, good, bad, ratings.map(r => (r.user.toLong << 32) + r.product).distinct().count(), skip)
 
+  /** The problem when the holdout split leaves nothing to fit (loading.py `no_training_left`). */
+  def noTrainingLeft(path: String, holdout: Double): String = {
+    val fraction = java.math.BigDecimal.valueOf(holdout).stripTrailingZeros.toPlainString
+    s"$path: no ratings left for training after holding out a fraction $fraction of them"
+  }
+
   private val Corrupt = "_corrupt"
   private val TextSchema = StructType(Seq("u", "i", "r", Corrupt).map(StructField(_, StringType)))
   // No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.

@@ -59,6 +59,7 @@ object RecommenderScala {
     val cut = Rules.threshold(o.holdout)
     val train = if (cut > 0) ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) >= cut) else ratings
     val holdout = if (cut > 0) Some(ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) < cut)) else None
+    if (train.isEmpty()) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
 
     val model = t.phase("fit") {
       val m = ALS.train(train, o.rank, o.iterations, o.reg, blocks, o.seed)
@@ -105,6 +106,7 @@ object RecommenderScala {
     val held = F.expr(Rules.holdoutSql("user", "item", o.seed)) < cut
     val train = if (cut > 0) ratings.filter(!held) else ratings
     val holdout = if (cut > 0) Some(ratings.filter(held)) else None
+    if (train.isEmpty) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
     val als = new MlALS().setRank(o.rank).setMaxIter(o.iterations).setRegParam(o.reg).setSeed(o.seed)
       .setNumUserBlocks(blocks).setNumItemBlocks(blocks).setUserCol("user").setItemCol("item")
       .setRatingCol("rating").setColdStartStrategy("drop")
