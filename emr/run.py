@@ -79,7 +79,8 @@ def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan
     finally:
         try:
             if runs and cluster_id:
-                launcher.poll(aws, cluster_id, runs)
+                found = cluster_id
+                launcher.retried("polling", found, lambda: launcher.poll(aws, found, runs))
                 write_results(aws, runs, options, cluster_id, out, estimate)
         finally:
             if started and not keep:
