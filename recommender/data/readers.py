@@ -152,18 +152,18 @@ def _read_checked(path: Path, fmt: RatingsFormat, skip_bad_rows: bool) -> ReadRe
         first = pd.Series(lines).groupby([frame[USER], frame[ITEM]]).transform("min").to_numpy()
         repeats = [(int(n), repeat_problem(int(u), int(i), int(f))) for n, u, i, f in zip(
             lines[later][:MAX_REPORTED], frame[USER][later][:MAX_REPORTED],
-            frame[ITEM][later][:MAX_REPORTED], first[later][:MAX_REPORTED])]
+            frame[ITEM][later][:MAX_REPORTED], first[later][:MAX_REPORTED], strict=True)]
         found = sorted(found + repeats)[:MAX_REPORTED]
         bad += int(later.sum())
         frame = frame[~later].reset_index(drop=True)
     if len(frame) == 0:
         if bad == 0:
             raise BadInputError(str(path), "no ratings (the file is empty)")
-        line, problem = found[0]
-        raise BadInputError(str(path), f"{problem}; no valid ratings at all", line=line, skipped=bad)
+        first_bad, problem = found[0]
+        raise BadInputError(str(path), f"{problem}; no valid ratings at all", line=first_bad, skipped=bad)
     if bad and not skip_bad_rows:
-        line, problem = found[0]
-        raise BadInputError(str(path), problem, line=line, skipped=bad)
+        first_bad, problem = found[0]
+        raise BadInputError(str(path), problem, line=first_bad, skipped=bad)
     return ReadResult(frame, bad, [f"line {n}: {p}" for n, p in found])
 
 

@@ -78,14 +78,14 @@ def check_lines(spark: SparkSession, path: str) -> Checked:
     """Every line under the exact rules, repeated (user, item) pairs included; for files found wrong."""
     fmt = STUDY_CSV
     numbered = spark.sparkContext.textFile(path).zipWithIndex().map(lambda p: (p[1] + 1, p[0]))
-    verdicts = numbered.filter(lambda p: not is_blank(p[1])).map(lambda p: (p[0], line_problem(p[1], fmt), p[1]))
-    verdicts = verdicts.cache()
-    valid = verdicts.filter(lambda v: v[1] is None).map(lambda v: (v[0], parse_line(v[2], fmt)))
+    lines = numbered.filter(lambda p: not is_blank(p[1]))
+    verdicts = lines.map(lambda p: (p[0], line_problem(p[1], fmt) or "", p[1])).cache()  # "": valid
+    valid = verdicts.filter(lambda v: not v[1]).map(lambda v: (v[0], parse_line(v[2], fmt)))
     repeats = valid.map(lambda v: ((v[1][0], v[1][1]), v[0])).groupByKey().flatMap(_repeats).cache()
-    problems = verdicts.filter(lambda v: v[1] is not None).map(lambda v: (v[0], v[1])).union(repeats)
-    rows = valid.subtractByKey(repeats).sortByKey().values()
+    problems = verdicts.filter(lambda v: bool(v[1])).map(lambda v: (v[0], v[1])).union(repeats)
+    rows = valid.subtractByKey(repeats).sortByKey().values()  # type: ignore[call-overload]  # pyspark's stubs
     bad = problems.count()
-    found = problems.takeOrdered(MAX_REPORTED, key=lambda p: p[0])
+    found = problems.takeOrdered(MAX_REPORTED, key=lambda p: p[0])  # type: ignore[type-var]  # pyspark's stubs
     return Checked(rows, valid.count() - repeats.count(), bad, found)
 
 
@@ -120,7 +120,7 @@ def load_rdd(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[RDD[R
     good, bad = parsed.map(lambda r: (0, 1) if r is None else (1, 0)).fold(
         (0, 0), lambda a, b: (a[0] + b[0], a[1] + b[1])
     )
-    ratings = parsed.filter(lambda r: r is not None)
+    ratings = parsed.flatMap(lambda r: [] if r is None else [r])
     if good and not bad and ratings.map(lambda r: (r.user << 32) + r.product).distinct().count() == good:
         return ratings, Loaded(good, 0)
     parsed.unpersist()

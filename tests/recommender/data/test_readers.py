@@ -145,7 +145,8 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_only_bad_lines_with_skipping_is_still_an_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("a,b,c\nd,e,f\n")
-    with pytest.raises(BadInputError, match=r"line 1: user id 'a' is not an integer; no valid ratings at all \(2 bad lines in all\)"):
+    problem = r"line 1: user id 'a' is not an integer; no valid ratings at all \(2 bad lines in all\)"
+    with pytest.raises(BadInputError, match=problem):
         read_ratings(path, skip_bad_rows=True)
 
 

@@ -8,8 +8,8 @@ import threading
 import urllib.error
 import zipfile
 from collections.abc import Iterator
-from typing import BinaryIO
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pytest
@@ -81,7 +81,7 @@ def test_mirror_is_read_from_the_environment(movielens_dir: Path, tmp_path: Path
 
 
 def test_missing_mirror_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="mirror folder .*nowhere does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"mirror folder .*nowhere does not exist"):
         prepare("ml-100k", tmp_path / "nowhere", tmp_path)
 
 
