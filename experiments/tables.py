@@ -102,3 +102,12 @@ def gpu_operators(frame: pd.DataFrame) -> pd.DataFrame:
             })
     return pd.DataFrame(rows, columns=["label", "impl", "api", "data", "cores", "phase", "on GPU",
                                        "on CPU (why)"])
+
+
+def busy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cases whose machine was busy with other work while they ran, and how busy."""
+    rows = frame[frame.busy]
+    return pd.DataFrame({
+        "label": rows.label, "impl": rows.impl, "api": rows.api, "device": rows.device, "data": rows.data,
+        "cores": rows.cores, "time (s)": rows.time_s, "others' load": rows.others_load,
+    }).reset_index(drop=True)

@@ -11,9 +11,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.data.columns import ITEM, RATING, USER
+from recommender.data.formats import BadInputError
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics
-from recommender.spark.loading import load_df
+from recommender.spark.loading import load_df, no_training_left
 from recommender.split import holdout_sql, threshold
 from recommender.timing import PhaseTimer
 
@@ -51,6 +52,8 @@ def run(
 
     train, holdout, held = split(ratings, params)
     cut = holdout is not None
+    if train.isEmpty():
+        raise BadInputError(path, no_training_left(params.holdout))
 
     als = ALS(
         rank=params.rank,

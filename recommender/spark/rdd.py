@@ -10,9 +10,10 @@ from pyspark import RDD
 from pyspark.mllib.recommendation import ALS, MatrixFactorizationModel, Rating
 from pyspark.sql import SparkSession
 
+from recommender.data.formats import BadInputError
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics
-from recommender.spark.loading import load_rdd
+from recommender.spark.loading import load_rdd, no_training_left
 from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
 
@@ -45,6 +46,8 @@ def run(
     seed, cut = params.seed, threshold(params.holdout)
     train = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) >= cut) if cut else ratings
     holdout = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) < cut) if cut else None
+    if train.isEmpty():
+        raise BadInputError(path, no_training_left(params.holdout))
 
     with timer.phase("fit"):
         model = ALS.train(train, params.rank, params.iterations, params.reg, blocks, seed=seed)
