@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pyspark import RDD
+from pyspark.errors import AnalysisException
 from pyspark.mllib.recommendation import Rating
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -180,6 +182,35 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
     exact = spark.createDataFrame(checked.rows, RATINGS_SCHEMA).cache()
     exact.count()  # the load phase includes the exact parse
     return exact, loaded
+
+
+def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
+    """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
+    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings finite float32.
+    (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
+    if urlparse(path).scheme in ("", "file") and not Path(urlparse(path).path).exists():
+        raise BadInputError(path, "file does not exist")
+    try:
+        table = spark.read.parquet(path)
+        ratings = table.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
+                               F.col(RATING).cast("float").alias(RATING)).cache()
+    except AnalysisException as error:
+        raise BadInputError(path, f"not a Parquet table with columns {USER}, {ITEM}, {RATING} ({error})") from None
+    good = (F.col(USER) >= 0) & (F.col(ITEM) >= 0) & ~F.isnan(RATING) & (F.abs(F.col(RATING)) < float("inf"))
+    row = ratings.agg(F.count("*").alias("n"), F.sum(F.coalesce(good, F.lit(False)).cast("long")).alias("ok")).first()
+    assert row is not None
+    if not row["n"]:
+        raise BadInputError(path, "no ratings (the table is empty)")
+    if row["ok"] != row["n"]:
+        raise BadInputError(path, f"{row['n'] - row['ok']} rows with a negative or missing id or a non-finite rating")
+    return ratings, Loaded(row["n"], 0)
+
+
+def load_ratings(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
+    """`load_parquet` for a `.parquet` file or folder, else `load_df` on the study's text."""
+    if path.rstrip("/").endswith(".parquet"):
+        return load_parquet(spark, path)
+    return load_df(spark, path, skip_bad_rows)
 
 
 def no_training_left(holdout: float) -> str:

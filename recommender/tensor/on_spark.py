@@ -43,7 +43,7 @@ from recommender.data.columns import ITEM, RATING, USER
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics
 from recommender.spark.df import split
-from recommender.spark.loading import load_df
+from recommender.spark.loading import load_ratings
 from recommender.timing import PhaseTimer
 
 if TYPE_CHECKING:
@@ -382,7 +382,7 @@ def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, 
     moved from the fit phase to their own, so the phases still add up to the driver's wall time.
     """
     with timer.phase("load"):
-        ratings, loaded = load_df(spark, path, skip_bad_rows)
+        ratings, loaded = load_ratings(spark, path, skip_bad_rows)
     with timer.phase("fit"):
         trained = train(spark, ratings, params, params.blocks or spark.sparkContext.defaultParallelism, device)
     for name in ("predict", "evaluate"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recommender.data.formats import BadInputError
-from recommender.data.readers import ITEM, RATING, USER
+from recommender.data.readers import ITEM, RATING, USER, write_parquet, write_study_csv
 from recommender.params import ALSParams
-from recommender.spark.loading import load_df, load_rdd
+from recommender.spark.loading import load_df, load_ratings, load_rdd
 from recommender.split import holdout_hash, holdout_sql
 from tests.bad_inputs import ACCEPTED, BAD_LINES
 from tests.engines import run_engine
@@ -113,3 +114,21 @@ def test_holdout_that_leaves_no_training_ratings_names_the_file(spark, tmp_path:
     path.write_text("1,2,3\n")
     with pytest.raises(BadInputError, match=r"tiny\.csv: .*no ratings left for training"):
         run_engine("python", str(path), api, ALSParams(rank=2, iterations=2, reg=0.1, holdout=0.99), spark=spark)
+
+
+def test_a_parquet_conversion_loads_as_its_text_does(spark, tmp_path: Path) -> None:
+    frame = pd.DataFrame({USER: [1, 1, 2, 3], ITEM: [5, 6, 5, 7], RATING: [4.0, 3.5, 1.0, 5.0]})
+    write_study_csv(frame, tmp_path / "ratings.csv")
+    write_parquet(frame, tmp_path / "ratings.parquet")
+    text, _ = load_ratings(spark, str(tmp_path / "ratings.csv"), False)
+    table, loaded = load_ratings(spark, str(tmp_path / "ratings.parquet"), False)
+    assert loaded.ratings == 4 and sorted(table.collect()) == sorted(text.collect())
+
+
+def test_a_parquet_table_with_bad_values_is_refused_naming_it(spark, tmp_path: Path) -> None:
+    frame = pd.DataFrame({USER: [1, -2], ITEM: [5, 6], RATING: [4.0, float("nan")]})
+    write_parquet(frame, tmp_path / "bad.parquet")
+    with pytest.raises(BadInputError, match=r"bad\.parquet: 1 rows with a negative or missing id"):
+        load_ratings(spark, str(tmp_path / "bad.parquet"), False)
+    with pytest.raises(BadInputError, match="does not exist"):
+        load_ratings(spark, str(tmp_path / "none.parquet"), False)
