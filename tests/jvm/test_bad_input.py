@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from recommender.launch import jvm
+from recommender.engine import Job
+from recommender.launch import registry
+from recommender.launch.submit import Launch, command, job_arguments, submit_env
 from recommender.params import ALSParams
 from tests.bad_inputs import ACCEPTED, BAD_LINES, jvm_message
-from tests.jvm.test_parity import jar  # noqa: F401  (the session fixture that builds the jar)
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 IMPLS = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
@@ -26,9 +27,10 @@ CHUNKS = [CASES[k : k + 10] for k in range(0, len(CASES), 10)]
 
 
 def submit(impl: str, path: Path, api: str, params: ALSParams = PARAMS,
-           extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    cmd = jvm.submit_command(impl, str(path), api, params, "local[2]", {}, "test") + list(extra)
-    return subprocess.run(cmd, env=jvm.submit_env(), capture_output=True, text=True, timeout=600)
+           skip_bad_rows: bool = False) -> subprocess.CompletedProcess[str]:
+    job = Job(api, str(path), "test", params, skip_bad_rows)
+    cmd = command(registry.get(impl), job_arguments(job), Launch(master="local[2]"))
+    return subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
 
 
 def result_of(stdout: str) -> dict:
@@ -40,12 +42,12 @@ def result_of(stdout: str) -> dict:
 
 @pytest.mark.parametrize("impl, api", IMPLS)
 @pytest.mark.parametrize("chunk", range(len(CHUNKS)))
-def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Path, impl: str, api: str,  # noqa: F811
+def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Path, impl: str, api: str,
                                                          chunk: int) -> None:
     cases = CHUNKS[chunk]
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + "".join(BAD_LINES[c][0] + "\n" for c in cases))
-    proc = submit(impl, path, api, extra=("--skip-bad-rows",))
+    proc = submit(impl, path, api, skip_bad_rows=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = result_of(proc.stdout)
     assert result["counts"]["ratings"] == 64 and result["counts"]["skipped_rows"] == len(cases)
@@ -55,7 +57,7 @@ def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("impl, api", IMPLS)
-def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl: str, api: str) -> None:  # noqa: F811
+def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl: str, api: str) -> None:
     """Fitted end to end, so without the rating near FLT_MAX that ALS cannot fit (a singular matrix)."""
     lines = [line for name, (line, _) in ACCEPTED.items() if name != "largest float32"]
     path = tmp_path / "ratings.csv"
@@ -66,7 +68,7 @@ def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl:
 
 
 @pytest.mark.parametrize("impl, api", IMPLS)
-def test_float32_overflow_and_an_empty_training_set_are_clean_errors(jar: Path, tmp_path: Path,  # noqa: F811
+def test_float32_overflow_and_an_empty_training_set_are_clean_errors(jar: Path, tmp_path: Path,
                                                                      impl: str, api: str) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + "1,2,1e39\n")
