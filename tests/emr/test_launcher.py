@@ -28,6 +28,7 @@ from emr.launcher import Aws, EmrError, Storage, code_archive
 from emr.spec import ClusterOptions, SpecError
 from experiments import grid
 from experiments.grid import Case
+from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
 
 pytestmark = pytest.mark.emr
@@ -101,7 +102,7 @@ class Cluster:
             dest = step.args[2]
             bucket, _, key = dest[len("s3://"):].partition("/")
             impl, api = case_id.split("-")[:2]
-            result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, {"rank": 8},
+            result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, asdict(ALSParams(blocks=4)),
                                Counts(3, 0, 2, 2, 3, 0, 3, 0), Metrics(0.1 + n / 1000),
                                {"load": 1.0, "fit": 2.0, "predict": 1.0, "evaluate": 1.0, "total": 5.0},
                                Runtime(spark=SparkRuntime("3.5.6-amzn-2", "yarn", f"application_{n}", 4)), "")
@@ -330,12 +331,14 @@ def test_sighup_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, 
     launched = _launched(aws)
     saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     terminate_on_signals()
+    cluster = Cluster(aws, signum=signal.SIGHUP)
     try:
-        Cluster(aws, signum=signal.SIGHUP).thread.start()
+        cluster.thread.start()
         with pytest.raises(KeyboardInterrupt, match="SIGHUP"):
             run.run_grid(aws, options(bucket), Storage(bucket, "runs/sighup"), plan(ratings_csv),
                          tmp_path / "emr.json", interval_s=0.05)
     finally:
+        cluster.thread.join(timeout=60)  # its signal must land while our handler is installed
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert len(launched) == 1 and _up(aws, launched) == []
