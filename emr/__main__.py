@@ -107,17 +107,22 @@ def _aws(args: argparse.Namespace) -> Aws:
     return Aws(args.region, args.endpoint_url, boto3.session.Session(profile_name=args.profile))
 
 
-def _terminate_on_sigterm() -> None:
-    """A kill (not only Ctrl-C) unwinds through the launcher's finally blocks too."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-    signal.signal(signal.SIGTERM, handler)
+
+def terminate_on_signals() -> None:
+    """A kill or a closed terminal (SIGHUP), not only Ctrl-C, unwinds through the launcher's finally
+    blocks too, which terminate the cluster: with steps queued, EMR's idle timeout never starts."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _terminate_on_sigterm()
+    terminate_on_signals()
     try:
         if args.command == "estimate":
             options = _options(args, "bucket")

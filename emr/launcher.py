@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -27,6 +27,8 @@ CODE_FILES = ("scala/build.sh",)
 DONE = {"COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"}
 CLUSTER_GONE = {"TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"}
 MAX_STEPS_PER_CALL = 256  # AddJobFlowSteps' own limit
+RETRY_DELAYS_S = (2.0, 10.0, 30.0)  # between tries of a poll or a terminate that failed
+T = TypeVar("T")
 
 
 class EmrError(RuntimeError):
@@ -171,18 +173,33 @@ def poll(aws: Aws, cluster_id: str, runs: list[StepRun]) -> None:
                       or (status.get("StateChangeReason") or {}).get("Message") or "")
 
 
+def retried(what: str, cluster_id: str, call: Callable[[], T]) -> T:
+    """`call`, tried again after each of RETRY_DELAYS_S on an AWS error; then an EmrError naming the cluster."""
+    for delay in RETRY_DELAYS_S:
+        try:
+            return call()
+        except (ClientError, BotoCoreError):
+            time.sleep(delay)
+    try:
+        return call()
+    except (ClientError, BotoCoreError) as error:
+        tries = len(RETRY_DELAYS_S) + 1
+        raise EmrError(f"{what} cluster {cluster_id} failed {tries} times: {error}") from error
+
+
 def wait(aws: Aws, cluster_id: str, runs: list[StepRun], interval_s: float = 30.0,
          progress: Callable[[int, int], None] | None = None, timeout_s: float = 48 * 3600) -> None:
-    """Until every step has finished, or the cluster has gone."""
+    """Until every step has finished, or the cluster has gone; an AWS error is retried (`retried`)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        poll(aws, cluster_id, runs)
+        retried("polling", cluster_id, lambda: poll(aws, cluster_id, runs))
         finished = sum(run.state in DONE for run in runs)
         if progress:
             progress(finished, len(runs))
         if finished == len(runs):
             return
-        state = aws.emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"]
+        state = retried("polling", cluster_id, lambda: aws.emr.describe_cluster(ClusterId=cluster_id))[
+            "Cluster"]["Status"]["State"]
         if state in CLUSTER_GONE:
             raise EmrError(f"cluster {cluster_id} is {state} with {len(runs) - finished} steps unfinished")
         if time.monotonic() > deadline:
@@ -200,7 +217,11 @@ def read_text(aws: Aws, uri: str) -> str | None:
 
 
 def terminate(aws: Aws, cluster_id: str) -> None:
-    aws.emr.terminate_job_flows(JobFlowIds=[cluster_id])
+    """Terminate a cluster, retrying on AWS errors; if it cannot, say so with the command that can."""
+    try:
+        retried("terminating", cluster_id, lambda: aws.emr.terminate_job_flows(JobFlowIds=[cluster_id]))
+    except EmrError as error:
+        raise EmrError(f"{error}; it may still be running: python -m emr terminate {cluster_id}") from error
 
 
 def ours(aws: Aws, states: Iterable[str] = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")) -> list[dict[str, Any]]:

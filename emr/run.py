@@ -74,12 +74,16 @@ def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan
                 requests.append(steps.case_step(case, round_no, command, result_uri))
         runs = launcher.add_steps(aws, cluster_id, requests)
         with tqdm(total=len(runs), desc=f"EMR {cluster_id} steps", unit="step") as bar:
-            launcher.wait(aws, cluster_id, runs, interval_s,
-                          progress=lambda done, total: bar.update(done - bar.n))
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+
+            launcher.wait(aws, cluster_id, runs, interval_s, progress=progress)
     finally:
         try:
             if runs and cluster_id:
-                launcher.poll(aws, cluster_id, runs)
+                found = cluster_id
+                launcher.retried("polling", found, lambda: launcher.poll(aws, found, runs))
                 write_results(aws, runs, options, cluster_id, out, estimate)
         finally:
             if started and not keep:
@@ -195,7 +199,7 @@ def expected_ratings(name: str) -> int:
 
 def worker_cores(options: ClusterOptions, prices: Path = cost.PRICES) -> int:
     """vCPUs of one core node: the most cores one executor (a grid case) can have."""
-    entry = cost.load_prices(prices)["instances"].get(options.worker_type, {})  # type: ignore[union-attr]
+    entry = cost.load_prices(prices)["instances"].get(options.worker_type, {})
     return int(entry.get("vcpus", DEFAULT_WORKER_CORES))
 
 

@@ -8,6 +8,7 @@ Options after `--` go to pytest, e.g. `-- --spark-master standalone --rounds 3`.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import subprocess
 import sys
@@ -18,6 +19,14 @@ from pathlib import Path
 from experiments import compare, results
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has_cases(path: Path) -> bool:
+    """Whether pytest-benchmark wrote `path` with at least one case."""
+    try:
+        return bool(json.loads(path.read_text()).get("benchmarks"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = subprocess.run(cmd, cwd=ROOT).returncode
     if code != 0:
         print(f"some cases failed (pytest exit {code}); reporting the ones that finished", file=sys.stderr)
+    if not _has_cases(json_path):
+        json_path.unlink(missing_ok=True)  # an interrupted grid: keep results/*.json usable by compare
+        print(f"error: no case finished, so there is nothing to report (no {json_path.name} kept)", file=sys.stderr)
+        return code or 2
     try:
         report = compare.write_report([json_path], args.out)
     except (results.ResultsFileError, ValueError) as error:

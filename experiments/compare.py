@@ -75,6 +75,10 @@ def headline(frame: pd.DataFrame) -> list[str]:
         device = tables.ratio(group, "device", "cpu", "gpu")
         parts.append(f"GPU over CPU {tables.geometric_mean(device['cpu/gpu']):.2f}×"
                      if not device.empty else "no GPU cases")
+        busy = int(group.busy.sum())
+        if busy:
+            parts.append(f"**{busy} of {len(group)} cases ran on a busy machine**: their times and the ratios "
+                         "built on them overstate the cost (see 'Cases run on a busy machine')")
         lines.append(f"- **{label}**: " + "; ".join(parts) + ".")
     return lines
 
@@ -109,6 +113,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         "gpu_operators": tables.gpu_operators(frame),
         "recommend": tables.recommend(frame),
         "ranking": tables.ranking(frame),
+        "busy": tables.busy(frame),
     }
     for name, table in named.items():
         table.drop(columns=["gpu_phases"], errors="ignore").to_csv(out / f"{name}.csv", index=False)
@@ -135,6 +140,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         ("What ran on the GPU (spark-rapids explain, per phase)", "gpu_operators"),
         ("Recommend phase: top-k for every user", "recommend"),
         ("Ranking on the holdout, against the most-popular baseline", "ranking"),
+        ("Cases run on a busy machine (other load beyond the cores the case left free)", "busy"),
     ]
     for title, name in sections:
         text += [f"## {title}", "", markdown(named[name])]

@@ -7,6 +7,7 @@ import platform
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,4 +91,67 @@ def describe(master: str, label: str | None = None) -> Environment:
         cpu_count=os.cpu_count() or 1,
         memory_gb=memory_gb(),
         gpus=gpus(),
+    )
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """The machine's 1-minute load average, this process's children's CPU seconds, and a clock."""
+
+    load_1m: float
+    children_cpu_s: float
+    monotonic_s: float
+
+
+def sample_load() -> LoadSample:
+    """Sample now; a case is measured between two samples (`machine_load`)."""
+    times = os.times()
+    return LoadSample(os.getloadavg()[0], times.children_user + times.children_system, time.monotonic())
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """How busy the machine was around one case, so that a slow time on a shared box says why.
+
+    `others` estimates the load not ours: the load average after the case less the cores the case
+    itself kept busy on average (its CPU time over its wall time). A heuristic: the 1-minute load
+    average lags, so a short case reads partly the minute before it.
+    """
+
+    cpus: int
+    cores: int
+    load_before: float
+    load_after: float
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def own(self) -> float:
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def others(self) -> float:
+        return max(0.0, self.load_after - self.own)
+
+    @property
+    def busy(self) -> bool:
+        """Other work wanted more than the cores the case left free, by half a core or more."""
+        return self.others >= max(0, self.cpus - self.cores) + BUSY_MARGIN
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self) | {"others": round(self.others, 2), "busy": self.busy}
+
+
+BUSY_MARGIN = 0.5
+
+
+def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | None = None) -> MachineLoad:
+    """The load around a case that used `cores` cores, from samples taken before and after it."""
+    return MachineLoad(
+        cpus=cpus or os.cpu_count() or 1,
+        cores=cores,
+        load_before=round(before.load_1m, 2),
+        load_after=round(after.load_1m, 2),
+        cpu_s=round(after.children_cpu_s - before.children_cpu_s, 3),
+        wall_s=round(after.monotonic_s - before.monotonic_s, 3),
     )

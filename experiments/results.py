@@ -85,6 +85,7 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             "spark": _runtime(result)["spark"]["version"] if _runtime(result)["spark"] else None,
             "master": extra.get("master") or _where(_runtime(result)),
             "gpu_phases": (extra.get("gpu_explain") or {}).get("phases") or {},
+            **_load_columns(extra.get("machine_load")),
         }
     except (KeyError, TypeError, ZeroDivisionError) as error:
         raise ResultsFileError(path, f"case {name}: malformed result ({error!r} missing or wrong)") from None
@@ -126,6 +127,13 @@ def _where(runtime: dict[str, Any]) -> str:
     return runtime["spark"]["master"] if runtime.get("spark") else f"torch:{runtime['torch']['device']}"
 
 
+def _load_columns(load: Any) -> dict[str, Any]:
+    """Whether the case ran on a busy machine (experiments.environment.MachineLoad), where recorded."""
+    if not isinstance(load, dict):
+        return {"busy": False, "others_load": float("nan")}
+    return {"busy": bool(load.get("busy")), "others_load": float(load.get("others", float("nan")))}
+
+
 def load(paths: list[Path]) -> tuple[pd.DataFrame, list[Source]]:
     """All cases of all files. Files from the same machine label are told apart by file name."""
     if not paths:
@@ -137,7 +145,8 @@ def load(paths: list[Path]) -> tuple[pd.DataFrame, list[Source]]:
     for (path, data), label in zip(raw, base, strict=False):
         if repeats[label] > 1:
             label = f"{label} [{path.name}]"
-        sources.append(Source(path, label, data["machine_info"], data.get("datetime", "")))
+        machine = data["machine_info"] if isinstance(data["machine_info"], dict) else {}
+        sources.append(Source(path, label, machine, data.get("datetime", "")))
         rows += [_row(path, i, bench, label) for i, bench in enumerate(data["benchmarks"])]
     frame = pd.DataFrame(rows)
     frame["cores"] = frame["cores"].astype(int)

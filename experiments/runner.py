@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import rapids_explain
+from experiments.environment import MachineLoad, machine_load, sample_load
 from experiments.grid import Case, Device
+from experiments.redact import redact_command, redact_confs, redact_url
 from recommender.engine import Job
 from recommender.launch import registry
 from recommender.launch.submit import LOOPBACK_MASTERS, Launch, command, job_arguments, submit_env
@@ -41,6 +43,7 @@ class CaseRun:
     result: dict[str, Any]
     wall_s: float
     explain: list[str]  # spark-rapids' explain lines and the phase markers, from stderr
+    load: MachineLoad | None = None  # how busy the machine was around it
 
 
 class CaseFailed(RuntimeError):
@@ -87,7 +90,7 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
     """Run `cmd` once; on a loopback master with a fresh checkpoint folder removed afterwards."""
     folder = tempfile.mkdtemp(prefix="als-checkpoint-") if target.loopback else None
     full = cmd + (["--checkpoint-dir", folder] if folder else [])
-    started = time.perf_counter()
+    started, before = time.perf_counter(), sample_load()
     try:
         proc = subprocess.run(
             full, env=submit_env(), capture_output=True, text=True, timeout=target.timeout_s
@@ -105,13 +108,24 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
         result = parse_result_line(proc.stdout)
     except ResultLineError as error:
         raise CaseFailed(f"{case.id}: {error}\n{proc.stdout[-2000:]}") from None
-    return CaseRun(result, wall, rapids_explain.explain_lines(proc.stderr))
+    load = machine_load(before, sample_load(), case.cores)
+    return CaseRun(result, wall, rapids_explain.explain_lines(proc.stderr), load)
+
+
+def _redacted(result: dict[str, Any]) -> dict[str, Any]:
+    """The result line with its Spark master's credentials, if any, redacted."""
+    spark = result["runtime"]["spark"]
+    if not spark:
+        return result
+    return result | {"runtime": result["runtime"] | {"spark": spark | {"master": redact_url(spark["master"])}}}
 
 
 def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch,
                **more: Any) -> dict[str, Any]:
-    """What pytest-benchmark stores with the case: its result line, every round's, the command."""
-    last = runs[-1].result
+    """What pytest-benchmark stores with the case: its result line, every round's, the command, the
+    machine's load (the busiest round's), with secret-looking confs and URLs redacted."""
+    last = _redacted(runs[-1].result)
+    busiest = max((r.load for r in runs if r.load), key=lambda m: m.others, default=None)
     explained = rapids_explain.parse(runs[-1].explain)
     gpu = {"gpu_explain": {"phases": {k: v.as_dict() for k, v in explained.items()},
                            "raw": runs[-1].explain}} if explained else {}
@@ -120,11 +134,13 @@ def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch,
                  "cores": case.cores, "data": case.data},
         "result": last,
         "rounds": [{"wall_s": round(r.wall_s, 4), "phases": r.result["phases"],
-                    "metrics": r.result["metrics"], "runtime": r.result["runtime"]}
+                    "metrics": r.result["metrics"], "runtime": _redacted(r.result)["runtime"],
+                    "machine_load": r.load.as_dict() if r.load else None}
                    for r in runs],
-        "command": shlex.join(cmd),
-        "confs": dict(launch.confs),
-        "master": launch.master_url(),
+        "machine_load": busiest.as_dict() if busiest else None,
+        "command": shlex.join(redact_command(cmd)),
+        "confs": redact_confs(dict(launch.confs)),
+        "master": redact_url(launch.master_url()),
         "versions": {kind: info["version"] for kind, info in last["runtime"].items() if info},
         "input_bytes": last["input_bytes"],
     } | more

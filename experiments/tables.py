@@ -133,3 +133,12 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
                      "users": first.ranked_users, "RMSE": math.nan, "MAE": math.nan,
                      **{m: first[f"baseline_{m}"] for m in RANKING}})
     return pd.DataFrame(rows)
+
+
+def busy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cases whose machine was busy with other work while they ran, and how busy."""
+    rows = frame[frame.busy]
+    return pd.DataFrame({
+        "label": rows.label, "impl": rows.impl, "api": rows.api, "device": rows.device, "data": rows.data,
+        "cores": rows.cores, "time (s)": rows.time_s, "others' load": rows.others_load,
+    }).reset_index(drop=True)

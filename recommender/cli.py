@@ -115,6 +115,11 @@ def _data(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if prepared.ratings is None:  # a file of the user's: check every line, naming the first bad one
+        from recommender.data.readers import read_ratings
+
+        print(f"{prepared.name}: {len(read_ratings(prepared.csv).frame):,} ratings, every line valid")
+        return 0
     print(f"{prepared.name}: {prepared.ratings:,} ratings -> {prepared.csv}, {prepared.parquet}")
     if args.stats is not None:
         from recommender.data.fractal_stats import report_for

@@ -162,7 +162,7 @@ def validate(result: object) -> dict[str, Any]:
 
 def parse_result_line(output: str) -> dict[str, Any]:
     """The result of the single `ALS_RESULT` line in `output`, validated, as a dict."""
-    lines = [line for line in output.splitlines() if line.startswith(PREFIX)]
+    lines = [line for line in output.split("\n") if line.startswith(PREFIX)]  # not splitlines: \x85 is no break
     if len(lines) != 1:
         raise ResultLineError(f"expected exactly one {PREFIX.strip()} line, found {len(lines)}")
     try:

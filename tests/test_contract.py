@@ -4,10 +4,12 @@ Every (implementation, API) runs through its real launch command on the same sma
 ALS parameter set away from its default. Each must print one result line that matches the schema
 (`recommender/result.schema.json`), echo the parameters it was given, and count the same ratings;
 MLlib from Python, Scala and Java agrees to 1e-9 per API (`tests/jvm/test_parity.py` gives the
-measured spread) and the PyTorch engines land within 0.5% of MLlib's DataFrame ALS
-(`tests/recommender/tensor/test_engines.py`). Every implementation with the recommend phase runs
-it (`--top-k`): MLlib's lists give the same ranking metrics from every language, a PyTorch engine's
-within RANKING_TOLERANCE, and the most-popular baseline is the same everywhere.
+measured spread); the PyTorch engines, which start from other random factors, land within 2% of
+MLlib's DataFrame ALS on this small file (measured: 0.74% on training MSE; on ml-100k the gap is
+0.15%, `tests/recommender/tensor/test_engines.py`), where a wrong regularization scaling moves the
+holdout RMSE by over 5%. Every implementation with the recommend phase runs it (`--top-k`):
+MLlib's lists give the same ranking metrics from every language, a PyTorch engine's within
+RANKING_TOLERANCE, and the most-popular baseline is the same everywhere.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.parity]
 PARAMS = ALSParams(rank=6, iterations=12, reg=0.05, seed=11, blocks=2, holdout=0.25)
 CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS for api in impl.apis]
 MLLIB_TOLERANCE = 1e-9
-ENGINE_TOLERANCE = 0.005
+ENGINE_TOLERANCE = 0.02
 TOP_K = 5  # the recommend phase, for every implementation that has one
 CLIP = (1.0, 5.0)  # the synthetic ratings' scale: holdout predictions clipped to it for RMSE/MAE
 RANKING_TOLERANCE = 0.02  # a PyTorch engine's ranking metrics from its own factors: absolute, against MLlib's

@@ -19,8 +19,8 @@ CHUNK = 1 << 20
 Opener = Callable[[urllib.request.Request], BinaryIO]
 
 
-class DownloadError(RuntimeError):
-    """A download that could not be completed or verified."""
+class DownloadError(ValueError):
+    """A download that could not be completed or verified (a ValueError: the CLI's clean `error:`)."""
 
 
 def md5_of(path: Path) -> str:
@@ -32,7 +32,8 @@ def md5_of(path: Path) -> str:
 
 
 def _open(request: urllib.request.Request) -> BinaryIO:
-    return urllib.request.urlopen(request, timeout=60)  # type: ignore[no-any-return]
+    response: BinaryIO = urllib.request.urlopen(request, timeout=60)
+    return response
 
 
 def fetch_md5(url: str, opener: Opener = _open) -> str | None:
@@ -79,10 +80,18 @@ def download(url: str, dest: Path, md5_url: str | None = None, opener: Opener = 
     except urllib.error.HTTPError as error:
         raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
     except OSError as error:
-        raise DownloadError(f"{url}: {error} (partial download kept in {part} for resuming)") from error
+        raise DownloadError(f"{url}: {error}{_kept(part)}") from error
     _verify(part, url, md5_url, opener)
     part.replace(dest)
     return dest
+
+
+def _kept(part: Path) -> str:
+    """What an interrupted download leaves: a note on the partial file, or nothing (an empty one is removed)."""
+    if part.exists() and part.stat().st_size > 0:
+        return f" (partial download kept in {part} for resuming)"
+    part.unlink(missing_ok=True)
+    return ""
 
 
 def _verify(part: Path, url: str, md5_url: str | None, opener: Opener) -> None:

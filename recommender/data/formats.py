@@ -1,7 +1,14 @@
 """The text formats of ratings files and the one set of rules that decides whether a line is valid.
 
 Every reader (pandas on the driver, the Spark RDD and DataFrame loaders) applies these same
-rules, so a bad line gets the same message wherever it is read.
+rules, so a bad line gets the same message wherever it is read. The rules:
+
+- exactly the format's fields; ids non-negative 32-bit integers written `-?[0-9]+`; the rating a
+  finite decimal that also fits a 32-bit float (the solvers keep ratings as float32);
+- spaces, tabs and carriage returns around a field are ignored; no quoting;
+- a blank line (nothing but characters up to U+0020, Spark's `trim`) is ignored wherever it is;
+- a (user, movie) pair rated a second time is a bad line, named with the line of the first rating;
+  with skipping allowed the first rating is kept.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import re
 from dataclasses import dataclass
 
 INT32_MAX = 2**31 - 1
+# Doubles at or past this magnitude round to infinity as float32 (2**128 less half an ulp of FLT_MAX).
+FLOAT32_LIMIT = float(2**128 - 2**103)
 
 # Java and Python read these two patterns the same way, so Spark SQL's `rlike` and `re` agree.
 INT_PATTERN = r"^-?[0-9]+$"
@@ -70,9 +79,22 @@ def check_rating(text: str) -> str | None:
     text = text.strip(WHITESPACE)
     if not _FLOAT_RE.match(text):
         return f"rating {text!r} is not a finite number"
-    if not math.isfinite(float(text)):
+    value = float(text)
+    if not math.isfinite(value):
         return f"rating {text!r} is not a finite number"
+    if abs(value) >= FLOAT32_LIMIT:
+        return f"rating {text!r} is out of range (ratings must fit a 32-bit float)"
     return None
+
+
+def is_blank(line: str) -> bool:
+    """Whether a line is ignored: empty or only characters up to U+0020 (what Spark's CSV reader skips)."""
+    return all(c <= " " for c in line)
+
+
+def repeat_problem(user: int, item: int, first_line: int) -> str:
+    """The message for a (user, movie) pair rated again; `first_line` is where it was rated first."""
+    return f"user {user} rated movie {item} again (first on line {first_line})"
 
 
 def line_problem(line: str, fmt: RatingsFormat) -> str | None:

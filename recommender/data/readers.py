@@ -20,15 +20,22 @@ import pyarrow.parquet as pq
 
 from recommender.data.columns import COLUMNS, ITEM, RATING, USER
 from recommender.data.formats import (
+    FLOAT32_LIMIT,
     INT32_MAX,
     STUDY_CSV,
     BadInputError,
     RatingsFormat,
+    is_blank,
     line_problem,
     parse_line,
+    repeat_problem,
 )
 
 MAX_REPORTED = 10
+# Bytes a valid line can hold besides the separator: anything else ('+' in an id, a quote, a letter,
+# an odd space) sends the file to the checked reader, whose rules pandas does not know.
+_PLAIN = b"0123456789.eE- \t\r\n"
+_BLOCK = 1 << 24
 
 
 @dataclass
@@ -63,8 +70,19 @@ def read_ratings(
     return _read_checked(p, fmt, skip_bad_rows)
 
 
+def _only_plain_bytes(path: Path, fmt: RatingsFormat) -> bool:
+    """Whether every byte after the header is one a valid line of `fmt` may hold (see `_PLAIN`)."""
+    plain = _PLAIN + fmt.sep.encode()
+    with path.open("rb") as handle:
+        if fmt.header:
+            handle.readline()
+        return all(not block.translate(None, plain) for block in iter(lambda: handle.read(_BLOCK), b""))
+
+
 def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
     """Parse with pandas' C reader; None when anything looks wrong, for the checked path to explain."""
+    if not _only_plain_bytes(path, fmt):
+        return None
     source: str | io.BytesIO = str(path)
     sep = fmt.sep
     if len(sep) > 1:  # the C reader takes one-character separators only
@@ -79,10 +97,10 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
             header=0 if fmt.header else None,
             names=names,  # no usecols: with it pandas 2.3 rejects every line that lacks the overflow
             dtype={USER: np.int64, ITEM: np.int64, RATING: np.float64, "overflow": object},
-            skip_blank_lines=False,
+            skip_blank_lines=True,
             engine="c",
         )
-    except (ValueError, pd.errors.ParserError):
+    except (ValueError, OverflowError, pd.errors.ParserError):
         return None
     if frame["overflow"].notna().any():
         return None
@@ -90,37 +108,37 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
     ids = frame[[USER, ITEM]].to_numpy()
     if len(frame) == 0 or (ids < 0).any() or (ids > INT32_MAX).any():
         return None
-    if not np.isfinite(frame[RATING].to_numpy()).all():
+    if not (np.abs(frame[RATING].to_numpy()) < FLOAT32_LIMIT).all():  # NaN compares false too
+        return None
+    if frame.duplicated([USER, ITEM]).any():
         return None
     return frame.astype({USER: np.int32, ITEM: np.int32, RATING: np.float32})
 
 
 def _read_checked(path: Path, fmt: RatingsFormat, skip_bad_rows: bool) -> ReadResult:
-    """Read line by line, naming the first bad line, or skipping and counting bad lines."""
+    """Read line by line under the rules; name the first bad line, or skip and count the bad lines."""
     users: list[int] = []
     items: list[int] = []
     ratings: list[float] = []
-    problems: list[str] = []
-    skipped = 0
+    numbers: list[int] = []
+    found: list[tuple[int, str]] = []
+    bad = 0
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         for number, raw in enumerate(handle, start=1):
-            if number == 1 and fmt.header:
-                continue
             line = raw.rstrip("\r\n")
+            if (number == 1 and fmt.header) or is_blank(line):
+                continue
             problem = line_problem(line, fmt)
             if problem is not None:
-                if not skip_bad_rows:
-                    raise BadInputError(str(path), problem, line=number)
-                skipped += 1
-                if len(problems) < MAX_REPORTED:
-                    problems.append(f"line {number}: {problem}")
+                bad += 1
+                if len(found) < MAX_REPORTED:
+                    found.append((number, problem))
                 continue
             u, i, r = parse_line(line, fmt)
             users.append(u)
             items.append(i)
             ratings.append(r)
-    if not users:
-        raise BadInputError(str(path), "no valid ratings", skipped=skipped)
+            numbers.append(number)
     frame = pd.DataFrame(
         {
             USER: np.asarray(users, dtype=np.int32),
@@ -128,7 +146,25 @@ def _read_checked(path: Path, fmt: RatingsFormat, skip_bad_rows: bool) -> ReadRe
             RATING: np.asarray(ratings, dtype=np.float32),
         }
     )
-    return ReadResult(frame, skipped, problems)
+    later = frame.duplicated([USER, ITEM]).to_numpy()
+    if later.any():
+        lines = np.asarray(numbers, dtype=np.int64)
+        first = pd.Series(lines).groupby([frame[USER], frame[ITEM]]).transform("min").to_numpy()
+        repeats = [(int(n), repeat_problem(int(u), int(i), int(f))) for n, u, i, f in zip(
+            lines[later][:MAX_REPORTED], frame[USER][later][:MAX_REPORTED],
+            frame[ITEM][later][:MAX_REPORTED], first[later][:MAX_REPORTED], strict=True)]
+        found = sorted(found + repeats)[:MAX_REPORTED]
+        bad += int(later.sum())
+        frame = frame[~later].reset_index(drop=True)
+    if len(frame) == 0:
+        if bad == 0:
+            raise BadInputError(str(path), "no ratings (the file is empty)")
+        first_bad, problem = found[0]
+        raise BadInputError(str(path), f"{problem}; no valid ratings at all", line=first_bad, skipped=bad)
+    if bad and not skip_bad_rows:
+        first_bad, problem = found[0]
+        raise BadInputError(str(path), problem, line=first_bad, skipped=bad)
+    return ReadResult(frame, bad, [f"line {n}: {p}" for n, p in found])
 
 
 def write_study_csv(frame: pd.DataFrame, path: Path) -> None:

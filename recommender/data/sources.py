@@ -32,7 +32,7 @@ from recommender.data.fractal import (
 )
 from recommender.data.fractal_output import VERSION as FRACTAL_VERSION
 from recommender.data.fractal_output import Plan, write_expansion, write_rows_here
-from recommender.data.movielens import MovieLensSet, check_counts, get_set, split_frame
+from recommender.data.movielens import SETS, MovieLensSet, check_counts, get_set, split_frame
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
 from recommender.data.synthetic import generate, preset
 
@@ -84,13 +84,18 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
         return _prepare_synthetic(name, cache_dir)
     if name.startswith(FRACTAL):
         return _prepare_fractal(name, data_dir, cache_dir)
-    if name.startswith("ml-") and ":" in name:
+    if ":" in name and is_movielens_name(name.partition(":")[0]):
         base, _, split = name.partition(":")
         return _prepare_movielens_split(get_set(base), split, data_dir, cache_dir)
-    if name.startswith("ml-"):
+    if is_movielens_name(name):
         return _prepare_movielens(get_set(name), data_dir, cache_dir)
     path = Path(name)
     return Prepared(name, str(path), None, None, None, None, source=str(path))
+
+
+def is_movielens_name(name: str) -> bool:
+    """A registered set, or an `ml-` name that is no existing file (then a typo the registry names)."""
+    return name in SETS or (name.startswith("ml-") and not Path(name).exists())
 
 
 def stored_locally(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> bool:
@@ -147,21 +152,29 @@ def _fingerprint(path: Path) -> dict[str, object]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def _outputs(prepared: Prepared) -> list[dict[str, object]]:
+    """Fingerprints of the prepared files, so that a truncated or rewritten one is never reused."""
+    return [_fingerprint(Path(f)) for f in (prepared.csv, prepared.parquet) if f is not None]
+
+
 def _cached(folder: Path, key: dict[str, object]) -> Prepared | None:
+    """The prepared files recorded in `folder`, if made from `key` and untouched since; else None."""
     meta = folder / "meta.json"
-    if not meta.exists():
+    try:
+        stored = json.loads(meta.read_text())
+        if stored.get("key") != key:
+            return None
+        prepared = Prepared(**stored["prepared"])
+        return prepared if stored.get("outputs") == _outputs(prepared) else None
+    except (OSError, ValueError, TypeError, KeyError):  # missing, damaged or from another version: rebuild
         return None
-    stored = json.loads(meta.read_text())
-    if stored.get("key") != key:
-        return None
-    prepared = Prepared(**stored["prepared"])
-    return prepared if Path(prepared.csv).exists() else None
 
 
 def _store(folder: Path, key: dict[str, object], prepared: Prepared) -> Prepared:
     meta = folder / "meta.json"
     tmp = meta.with_name("meta.json.tmp")
-    tmp.write_text(json.dumps({"key": key, "prepared": asdict(prepared)}, indent=2))
+    record = {"key": key, "prepared": asdict(prepared), "outputs": _outputs(prepared)}
+    tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(meta)
     return prepared
 

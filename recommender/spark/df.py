@@ -13,11 +13,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.data.columns import ITEM, RATING, USER
+from recommender.data.formats import BadInputError
 from recommender.engine import Job
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Recommended
 from recommender.spark import ranking
-from recommender.spark.loading import Loaded, load_df
+from recommender.spark.loading import Loaded, load_df, no_training_left
 from recommender.split import holdout_sql, threshold
 from recommender.timing import PhaseTimer
 
@@ -103,6 +104,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
 
     train, holdout, held = split(ratings, params)
     cut = holdout is not None
+    if train.isEmpty():
+        raise BadInputError(job.path, no_training_left(params.holdout))
 
     als = ALS(
         rank=params.rank,

@@ -1,32 +1,47 @@
 """Reading a study-format ratings file (`user,item,rating`) into Spark, with bad lines named.
 
-Both loaders parse and count in one forced pass. If any line is bad they either stop with an
-error naming the first bad line (found again with exact line numbers) or, when skipping is
-allowed, count the bad lines and keep a few examples for the result line.
+Both loaders parse and count in one forced pass, then count distinct (user, item) pairs. Only when
+that finds anything wrong is the file read again line by line under the exact rules of
+`recommender.data.formats`, which number the lines: the error names the first bad line or, when
+skipping is allowed, the bad lines are counted and a few kept as examples for the result line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pyspark import RDD
+from pyspark.errors import AnalysisException
 from pyspark.mllib.recommendation import Rating
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
 
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import (
-    FLOAT_PATTERN,
-    INT32_MAX,
-    INT_PATTERN,
+    FLOAT32_LIMIT,
     STUDY_CSV,
     WHITESPACE,
     BadInputError,
+    is_blank,
     line_problem,
     parse_line,
+    repeat_problem,
 )
 from recommender.data.readers import MAX_REPORTED, check_readable
+
+Row3 = tuple[int, int, float]
+CORRUPT = "_corrupt"
+# Three text fields and the corrupt-record column; the CSV reader marks a line with another count.
+TEXT_SCHEMA = StructType([StructField(n, StringType()) for n in ("u", "i", "r", CORRUPT)])
+RATINGS_SCHEMA = StructType(
+    [StructField(USER, IntegerType()), StructField(ITEM, IntegerType()), StructField(RATING, FloatType())]
+)
+# No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.
+CSV_OPTIONS = {"sep": ",", "quote": "\n", "escape": "\n", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
 
 
 @dataclass
@@ -38,6 +53,16 @@ class Loaded:
     examples: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """The exact rules' verdict on a whole file: the valid ratings, and the bad lines numbered from 1."""
+
+    rows: RDD[Row3]
+    good: int
+    bad: int
+    found: list[tuple[int, str]]
+
+
 def check_source(path: str) -> None:
     """Fail early, naming the file, when a local input is missing or empty."""
     scheme = urlparse(path).scheme
@@ -45,27 +70,41 @@ def check_source(path: str) -> None:
         check_readable(urlparse(path).path if scheme else path)
 
 
-def bad_lines(spark: SparkSession, path: str, limit: int) -> list[tuple[int, str]]:
-    """(line number, problem) of the first `limit` bad lines, numbered from 1."""
+def _repeats(pair: tuple[tuple[int, int], Iterable[int]]) -> list[tuple[int, str]]:
+    (user, item), lines = pair
+    first, *later = sorted(lines)
+    return [(line, repeat_problem(user, item, first)) for line in later]
+
+
+def check_lines(spark: SparkSession, path: str) -> Checked:
+    """Every line under the exact rules, repeated (user, item) pairs included; for files found wrong."""
     fmt = STUDY_CSV
-    numbered = spark.sparkContext.textFile(path).zipWithIndex()
-    described = numbered.map(lambda pair: (pair[1] + 1, line_problem(pair[0], fmt)))
-    return described.filter(lambda pair: pair[1] is not None).take(limit)
+    numbered = spark.sparkContext.textFile(path).zipWithIndex().map(lambda p: (p[1] + 1, p[0]))
+    lines = numbered.filter(lambda p: not is_blank(p[1]))
+    verdicts = lines.map(lambda p: (p[0], line_problem(p[1], fmt) or "", p[1])).cache()  # "": valid
+    valid = verdicts.filter(lambda v: not v[1]).map(lambda v: (v[0], parse_line(v[2], fmt)))
+    repeats = valid.map(lambda v: ((v[1][0], v[1][1]), v[0])).groupByKey().flatMap(_repeats).cache()
+    problems = verdicts.filter(lambda v: bool(v[1])).map(lambda v: (v[0], v[1])).union(repeats)
+    rows = valid.subtractByKey(repeats).sortByKey().values()  # type: ignore[call-overload]  # pyspark's stubs
+    bad = problems.count()
+    found = problems.takeOrdered(MAX_REPORTED, key=lambda p: p[0])  # type: ignore[type-var]  # pyspark's stubs
+    return Checked(rows, valid.count() - repeats.count(), bad, found)
 
 
-def _finish(spark: SparkSession, path: str, good: int, bad: int, skip_bad_rows: bool) -> Loaded:
-    if bad == 0 and good > 0:
-        return Loaded(good, 0)
-    if good == 0 and bad == 0:
+def _finish(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[Checked, Loaded]:
+    """The exact pass over a file the fast pass found wrong: an error, or the ratings left after skipping."""
+    checked = check_lines(spark, path)
+    if checked.bad == 0 and checked.good == 0:
         raise BadInputError(path, "no ratings (the file is empty)")
-    found = bad_lines(spark, path, MAX_REPORTED)
-    if not found:
-        raise RuntimeError(f"{path}: {bad} lines failed the Spark check but none the line check")
-    if not skip_bad_rows or good == 0:
-        line, problem = found[0]
-        problem = problem if good else f"{problem}; no valid ratings at all"
-        raise BadInputError(path, problem, line=line, skipped=bad)
-    return Loaded(good, bad, [f"line {n}: {p}" for n, p in found])
+    if checked.bad and (not skip_bad_rows or checked.good == 0):
+        line, problem = checked.found[0]
+        problem = problem if checked.good else f"{problem}; no valid ratings at all"
+        raise BadInputError(path, problem, line=line, skipped=checked.bad)
+    return checked, Loaded(checked.good, checked.bad, [f"line {n}: {p}" for n, p in checked.found])
+
+
+def _pair_key(user: Column, item: Column) -> Column:
+    return user.cast("long") * (1 << 32) + item.cast("long")
 
 
 def load_rdd(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[RDD[Rating], Loaded]:
@@ -78,55 +117,102 @@ def load_rdd(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[RDD[R
             return None
         return Rating(*parse_line(line, fmt))
 
-    parsed = spark.sparkContext.textFile(path).map(parse).cache()
+    lines = spark.sparkContext.textFile(path).filter(lambda line: not is_blank(line))
+    parsed = lines.map(parse).cache()
     good, bad = parsed.map(lambda r: (0, 1) if r is None else (1, 0)).fold(
         (0, 0), lambda a, b: (a[0] + b[0], a[1] + b[1])
     )
-    loaded = _finish(spark, path, good, bad, skip_bad_rows)
-    return parsed.filter(lambda r: r is not None), loaded
+    ratings = parsed.flatMap(lambda r: [] if r is None else [r])
+    if good and not bad and ratings.map(lambda r: (r.user << 32) + r.product).distinct().count() == good:
+        return ratings, Loaded(good, 0)
+    parsed.unpersist()
+    checked, loaded = _finish(spark, path, skip_bad_rows)
+    exact = checked.rows.map(lambda t: Rating(*t)).cache()
+    exact.count()  # the load phase includes the exact parse
+    return exact, loaded
 
 
 def _trim(text: Column) -> Column:
-    """Strip the same characters as `ratings_format.WHITESPACE` (SQL's trim takes only spaces)."""
-    chars = WHITESPACE.replace("\t", "\\t").replace("\r", "\\r")
-    return F.regexp_replace(text, f"^[{chars}]+|[{chars}]+$", "")
+    """Strip the same characters as `formats.WHITESPACE` (SQL's trim alone takes only spaces)."""
+    return F.trim(text, F.lit(WHITESPACE))
 
 
-def _valid_id(text: Column) -> Column:
-    # At most 11 characters keeps the cast from overflowing; longer ids fail the range check anyway.
-    return text.rlike(INT_PATTERN) & (F.length(text) <= 11)
+def _sure_id(text: Column) -> tuple[Column, Column]:
+    """(value, sure): sure only where `text` is certainly a valid id, read back exactly.
+
+    Never wrong the other way: a valid id it is unsure of ("-0") only sends the file to the exact pass.
+    """
+    value = text.try_cast("int")
+    digits = F.ltrim(text, F.lit("0"))
+    exact = (value.cast("string") == digits) | ((value == 0) & (digits == "") & (text != ""))
+    return value, (value >= 0) & exact
+
+
+def _sure_rating(text: Column) -> tuple[Column, Column]:
+    """(value, sure): a decimal (only the characters of formats.FLOAT_PATTERN) that fits a float32."""
+    value = text.try_cast("double")
+    plain = F.translate(text, "0123456789.eE+-", "") == ""
+    return value, plain & (F.abs(value) < FLOAT32_LIMIT)
 
 
 def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
-    """Ratings as a cached DataFrame (user int, item int, rating float), parsed in the JVM."""
+    """Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader."""
     check_source(path)
-    parts = F.split(F.col("value"), ",", -1)
-    # get() gives NULL past the end of a short line, where [] fails under ANSI mode (Spark 4's default).
-    u, i, r = (_trim(F.get(parts, k)) for k in range(3))
-    user = F.when(_valid_id(u), u.cast("long"))
-    item = F.when(_valid_id(i), i.cast("long"))
-    rating = F.when(r.rlike(FLOAT_PATTERN), r.cast("double"))
-    ok = (
-        (F.size(parts) == 3)
-        & user.between(0, INT32_MAX)
-        & item.between(0, INT32_MAX)
-        & ~F.isnan(rating)
-        & (F.abs(rating) < float("inf"))
-    )
-    parsed = (
-        spark.read.text(path)
-        .select(
-            F.coalesce(ok, F.lit(False)).alias("ok"),
-            # Cast only valid rows: ANSI mode fails on an int overflow even in a discarded row.
-            F.when(ok, user.cast("int")).alias(USER),
-            F.when(ok, item.cast("int")).alias(ITEM),
-            F.when(ok, rating.cast("float")).alias(RATING),
-        )
-        .cache()
-    )
+    text = spark.read.csv(path, schema=TEXT_SCHEMA, **CSV_OPTIONS)
+    user, sure_user = _sure_id(_trim(F.col("u")))
+    item, sure_item = _sure_id(_trim(F.col("i")))
+    rating, sure_rating = _sure_rating(_trim(F.col("r")))
+    ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
+    parsed = text.select(
+        ok.alias("ok"),
+        F.when(ok, user).alias(USER),
+        F.when(ok, item).alias(ITEM),
+        F.when(ok, rating.cast("float")).alias(RATING),
+    ).cache()
     row = parsed.agg(
         F.sum(F.col("ok").cast("long")).alias("good"), F.sum((~F.col("ok")).cast("long")).alias("bad")
     ).first()
     assert row is not None
-    loaded = _finish(spark, path, row["good"] or 0, row["bad"] or 0, skip_bad_rows)
-    return parsed.filter("ok").select(USER, ITEM, RATING), loaded
+    good, bad = row["good"] or 0, row["bad"] or 0
+    ratings = parsed.filter("ok").select(USER, ITEM, RATING)
+    if good and not bad and ratings.select(_pair_key(F.col(USER), F.col(ITEM))).distinct().count() == good:
+        return ratings, Loaded(good, 0)
+    parsed.unpersist()
+    checked, loaded = _finish(spark, path, skip_bad_rows)
+    exact = spark.createDataFrame(checked.rows, RATINGS_SCHEMA).cache()
+    exact.count()  # the load phase includes the exact parse
+    return exact, loaded
+
+
+def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
+    """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
+    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings finite float32.
+    (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
+    if urlparse(path).scheme in ("", "file") and not Path(urlparse(path).path).exists():
+        raise BadInputError(path, "file does not exist")
+    try:
+        table = spark.read.parquet(path)
+        ratings = table.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
+                               F.col(RATING).cast("float").alias(RATING)).cache()
+    except AnalysisException as error:
+        raise BadInputError(path, f"not a Parquet table with columns {USER}, {ITEM}, {RATING} ({error})") from None
+    good = (F.col(USER) >= 0) & (F.col(ITEM) >= 0) & ~F.isnan(RATING) & (F.abs(F.col(RATING)) < float("inf"))
+    row = ratings.agg(F.count("*").alias("n"), F.sum(F.coalesce(good, F.lit(False)).cast("long")).alias("ok")).first()
+    assert row is not None
+    if not row["n"]:
+        raise BadInputError(path, "no ratings (the table is empty)")
+    if row["ok"] != row["n"]:
+        raise BadInputError(path, f"{row['n'] - row['ok']} rows with a negative or missing id or a non-finite rating")
+    return ratings, Loaded(row["n"], 0)
+
+
+def load_ratings(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
+    """`load_parquet` for a `.parquet` file or folder, else `load_df` on the study's text."""
+    if path.rstrip("/").endswith(".parquet"):
+        return load_parquet(spark, path)
+    return load_df(spark, path, skip_bad_rows)
+
+
+def no_training_left(holdout: float) -> str:
+    """The problem when the holdout split leaves nothing to fit (a tiny file, a large fraction)."""
+    return f"no ratings left for training after holding out a fraction {holdout:g} of them"

@@ -12,10 +12,11 @@ from pyspark import RDD
 from pyspark.mllib.recommendation import ALS, MatrixFactorizationModel, Rating
 from pyspark.sql import SparkSession
 
+from recommender.data.formats import BadInputError
 from recommender.engine import Job
 from recommender.result import Counts, Metrics, Recommended
 from recommender.spark import ranking
-from recommender.spark.loading import Loaded, load_rdd
+from recommender.spark.loading import Loaded, load_rdd, no_training_left
 from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
 
@@ -97,6 +98,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         holdout, ratings = test[0], ratings.union(test[0])
         loaded = Loaded(loaded.ratings + test[1].ratings, loaded.skipped + test[1].skipped,
                         loaded.examples + test[1].examples)
+    if train.isEmpty():
+        raise BadInputError(job.path, no_training_left(params.holdout))
 
     with timer.phase("fit"):
         model = ALS.train(train, params.rank, params.iterations, params.reg, blocks, seed=seed)

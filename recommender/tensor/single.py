@@ -44,8 +44,16 @@ def compact(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return distinct, index.astype(np.int32)
     present = np.zeros(top + 1, dtype=bool)
     present[ids] = True
-    lookup = np.cumsum(present, dtype=np.int64) - 1
-    return np.flatnonzero(present), lookup[ids].astype(np.int32)
+    lookup = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
+    return np.flatnonzero(present), lookup[ids]
+
+
+def distinct_count(ids: np.ndarray) -> int:
+    """How many distinct ids, without sorting a dense id range."""
+    top = int(ids.max()) if len(ids) else 0
+    if top > 50 * max(len(ids), 1):
+        return len(np.unique(ids))
+    return int(np.count_nonzero(np.bincount(ids, minlength=top + 1)))
 
 
 def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -55,9 +63,14 @@ def lookup(distinct: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(found, pos, -1).astype(np.int64)
 
 
-def _errors(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
-    diff = pred.double() - truth.double()
-    return float((diff * diff).sum()), float(diff.abs().sum())
+def _errors(pred: torch.Tensor, truth: torch.Tensor, chunk: int = 2**24) -> tuple[float, float]:
+    """(sum of squared errors, sum of absolute errors) in double precision, a chunk at a time."""
+    squared = absolute = 0.0
+    for start in range(0, len(pred), chunk):
+        diff = pred[start : start + chunk].double() - truth[start : start + chunk].double()
+        squared += float((diff * diff).sum())
+        absolute += float(diff.abs().sum())
+    return squared, absolute
 
 
 def _ranking(job: Job, best: TopK, rated: torch.Tensor | None, train_i: np.ndarray, user_ids: np.ndarray,
@@ -91,23 +104,34 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     with timer.phase("load"):
         reads = [read_any(job.path, job.skip_bad_rows)]
         reads += [read_any(job.test, job.skip_bad_rows)] if job.test is not None else []
-        frame = pd.concat([r.frame for r in reads], ignore_index=True)
-        users = frame[USER].to_numpy(np.int64)
-        items = frame[ITEM].to_numpy(np.int64)
+        frame = reads[0].frame if len(reads) == 1 else pd.concat([r.frame for r in reads], ignore_index=True)
+        users = frame[USER].to_numpy(np.int32)  # int32 throughout: 400M ratings must fit 24 GB
+        items = frame[ITEM].to_numpy(np.int32)
         ratings = frame[RATING].to_numpy(np.float32)
+        skipped, problems = sum(r.skipped for r in reads), [p for r in reads for p in r.problems]
+        n_train_file = len(reads[0].frame)
+        del reads, frame
         if job.test is not None:  # the predefined test file is the holdout
-            held = np.arange(len(frame)) >= len(reads[0].frame)
+            held = np.arange(len(users)) >= n_train_file
         elif params.holdout:
-            held = np.asarray(holdout_hash(users, items, params.seed) < threshold(params.holdout))
+            hashes = np.asarray(holdout_hash(users.astype(np.int64), items.astype(np.int64), params.seed))
+            held = hashes < threshold(params.holdout)
         else:
             held = np.zeros(len(users), dtype=bool)
         evaluated = bool(params.holdout) or job.test is not None
-        user_ids, train_u = compact(users[~held])
-        item_ids, train_i = compact(items[~held])
+        if evaluated:
+            train = ~held
+            user_ids, train_u = compact(users[train])
+            item_ids, train_i = compact(items[train])
+            train_r = ratings[train]
+        else:  # no copies
+            user_ids, train_u = compact(users)
+            item_ids, train_i = compact(items)
+            train_r = ratings
 
     with timer.phase("fit"):
         tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
-        tr = torch.from_numpy(ratings[~held]).to(device)
+        tr = torch.from_numpy(train_r).to(device)
         model = torch_als.fit(tu, ti, tr, len(user_ids), len(item_ids), params)
         torch_als.synchronize(device)
 
@@ -141,13 +165,12 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
                 metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
-        ratings=len(ratings), skipped_rows=sum(r.skipped for r in reads), users=len(np.unique(users)),
-        items=len(np.unique(items)), train=len(tr), holdout=int(np.count_nonzero(held)),
+        ratings=len(ratings), skipped_rows=skipped, users=distinct_count(users),
+        items=distinct_count(items), train=len(tr), holdout=int(np.count_nonzero(held)),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
     resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})
-    examples = [problem for r in reads for problem in r.problems]
-    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=examples, resources=resources,
+    return Outcome(counts, metrics, runtime, blocks=1, skipped_examples=problems, resources=resources,
                    recommended=recommended)

@@ -36,14 +36,14 @@ def top_k(users: torch.Tensor, items: torch.Tensor, k: int, rated: torch.Tensor 
     out_scores = torch.empty(n_users, k, dtype=users.dtype, device=users.device)
     crow = rated.crow_indices() if rated is not None else None
     cols = rated.col_indices() if rated is not None else None
+    buffer = torch.empty(min(chunk, n_users), items.shape[0], dtype=users.dtype, device=users.device)
     for start in range(0, n_users, chunk):
         stop = min(start + chunk, n_users)
-        scores = users[start:stop] @ items.T
+        scores = torch.matmul(users[start:stop], items.T, out=buffer[: stop - start])  # no fresh pages per chunk
         if crow is not None and cols is not None:
             lo, hi = crow[start], crow[stop]  # the chunk's ratings are one slice of the CSR arrays
             counts = crow[start + 1 : stop + 1] - crow[start:stop]
             rows = torch.repeat_interleave(torch.arange(stop - start, device=users.device), counts)
             scores[rows, cols[lo:hi].long()] = float("-inf")
-        best = torch.topk(scores, k, dim=1)
-        out_items[start:stop], out_scores[start:stop] = best.indices, best.values
+        torch.topk(scores, k, dim=1, out=(out_scores[start:stop], out_items[start:stop]))
     return TopK(out_items, out_scores)

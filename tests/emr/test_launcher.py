@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import _thread
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +28,7 @@ from emr.launcher import Aws, EmrError, Storage, code_archive
 from emr.spec import ClusterOptions, SpecError
 from experiments import grid
 from experiments.grid import Case
+from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
 
 pytestmark = pytest.mark.emr
@@ -60,8 +63,9 @@ def options(bucket: str, gpu: bool = False) -> ClusterOptions:
 class Cluster:
     """Plays the EMR cluster behind moto: finishes steps and writes their S3 output."""
 
-    def __init__(self, aws: Aws, fail: tuple[str, ...] = (), interrupt: bool = False) -> None:
-        self.aws, self.fail, self.interrupt = aws, fail, interrupt
+    def __init__(self, aws: Aws, fail: tuple[str, ...] = (), interrupt: bool = False,
+                 signum: int | None = None) -> None:
+        self.aws, self.fail, self.interrupt, self.signum = aws, fail, interrupt, signum
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def backend_cluster(self):
@@ -81,6 +85,9 @@ class Cluster:
         if self.interrupt:
             _thread.interrupt_main()  # what Ctrl-C does
             return
+        if self.signum is not None:
+            os.kill(os.getpid(), self.signum)  # a real signal to this process, as a closed terminal sends
+            return
         start = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
         for n, step in enumerate(cluster.steps):
             step.start_date_time = start + timedelta(minutes=n)
@@ -95,7 +102,7 @@ class Cluster:
             dest = step.args[2]
             bucket, _, key = dest[len("s3://"):].partition("/")
             impl, api = case_id.split("-")[:2]
-            result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, {"rank": 8},
+            result = RunResult(impl, api, "ml-100k", "s3://x/ratings.csv", 1000, asdict(ALSParams(blocks=4)),
                                Counts(3, 0, 2, 2, 3, 0, 3, 0), Metrics(0.1 + n / 1000),
                                {"load": 1.0, "fit": 2.0, "predict": 1.0, "evaluate": 1.0, "total": 5.0},
                                Runtime(spark=SparkRuntime("3.5.6-amzn-2", "yarn", f"application_{n}", 4)), "")
@@ -284,3 +291,89 @@ def test_a_plan_holds_one_devices_spark_cases_within_a_node() -> None:
     assert {c.impl for c in plan.cases} <= {"python", "scala", "java"}
     assert plan.ratings["synthetic:ml-20m"] == 20_000_263 and plan.datasets == {}
     assert run.build_plan("study", gpu=False, prepare_data=False, max_cores=4).rounds == 3
+
+
+def _up(aws: Aws, cluster_ids: list[str]) -> list[str]:
+    """The clusters among `cluster_ids` still up, as `python -m emr list` would show them."""
+    return [c["Id"] for c in launcher.ours(aws) if c["Id"] in cluster_ids]
+
+
+def _launched(aws: Aws) -> list[str]:
+    ids: list[str] = []
+    aws.emr.meta.events.register("after-call.emr.RunJobFlow", lambda parsed, **_: ids.append(parsed["JobFlowId"]))
+    return ids
+
+
+def _failing(aws: Aws, operation: str, times: int) -> list[int]:
+    """Make the next `times` calls of `operation` fail as a throttled or dropped request would."""
+    from botocore.exceptions import ClientError
+
+    calls = [0]
+
+    def fail(**_: object) -> None:
+        calls[0] += 1
+        if calls[0] <= times:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    aws.emr.meta.events.register(f"before-call.emr.{operation}", fail)
+    return calls
+
+
+@pytest.fixture
+def no_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+
+
+def test_sighup_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path) -> None:
+    from emr.__main__ import STOP_SIGNALS, terminate_on_signals
+
+    assert signal.SIGHUP in STOP_SIGNALS
+    launched = _launched(aws)
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    terminate_on_signals()
+    cluster = Cluster(aws, signum=signal.SIGHUP)
+    try:
+        cluster.thread.start()
+        with pytest.raises(KeyboardInterrupt, match="SIGHUP"):
+            run.run_grid(aws, options(bucket), Storage(bucket, "runs/sighup"), plan(ratings_csv),
+                         tmp_path / "emr.json", interval_s=0.05)
+    finally:
+        cluster.thread.join(timeout=60)  # its signal must land while our handler is installed
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert len(launched) == 1 and _up(aws, launched) == []
+
+
+def test_a_poll_that_keeps_failing_is_reported_with_the_cluster_and_terminates(
+        aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path, no_retry_wait: None) -> None:
+    launched = _launched(aws)
+    _failing(aws, "DescribeStep", times=1000)
+    with pytest.raises(EmrError, match=r"polling cluster j-\w+ failed 4 times: .*ThrottlingException"):
+        run.run_grid(aws, options(bucket), Storage(bucket, "runs/poll"), plan(ratings_csv),
+                     tmp_path / "emr.json", interval_s=0.05)
+    assert len(launched) == 1 and _up(aws, launched) == []
+
+
+def test_a_poll_or_terminate_that_fails_briefly_is_retried(
+        aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path, no_retry_wait: None) -> None:
+    launched = _launched(aws)
+    polls = _failing(aws, "DescribeStep", times=2)
+    terminations = _failing(aws, "TerminateJobFlows", times=3)
+    Cluster(aws).thread.start()
+    out = run.run_grid(aws, options(bucket), Storage(bucket, "runs/retry"), plan(ratings_csv, rounds=1),
+                       tmp_path / "emr.json", interval_s=0.05)
+    assert len(json.loads(out.read_text())["benchmarks"]) == 2
+    assert polls[0] > 2 and terminations[0] == 4
+    assert len(launched) == 1 and _up(aws, launched) == []
+
+
+def test_a_terminate_that_keeps_failing_names_the_cluster_and_the_way_to_stop_it(
+        aws: Aws, bucket: str, no_retry_wait: None) -> None:
+    cluster_id = aws.emr.run_job_flow(**spec.cluster_request(options(bucket), f"s3://{bucket}/code"))["JobFlowId"]
+    _failing(aws, "TerminateJobFlows", times=4)
+    with pytest.raises(EmrError) as info:
+        launcher.terminate(aws, cluster_id)
+    assert str(info.value).startswith(f"terminating cluster {cluster_id} failed 4 times")
+    assert str(info.value).endswith(f"it may still be running: python -m emr terminate {cluster_id}")
+    launcher.terminate(aws, cluster_id)  # the fifth call goes through, as the advice says
+    assert _up(aws, [cluster_id]) == []

@@ -189,3 +189,60 @@ def test_recommend_phase_and_ranking_tables(tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     assert "## Ranking on the holdout, against the most-popular baseline" in text
     assert "| most popular (baseline) |" in text and "0.1900" in text
+
+
+def test_cases_run_on_a_busy_machine_are_flagged_in_the_headline(tmp_path: Path) -> None:
+    from experiments.environment import LoadSample, machine_load
+
+    path = write_results(tmp_path / "a.json", SWEEP)
+    document = json.loads(path.read_text())
+    quiet = machine_load(LoadSample(0.2, 0.0, 0.0), LoadSample(2.1, 118.0, 60.0), cores=2, cpus=2)
+    loaded = machine_load(LoadSample(5.7, 0.0, 0.0), LoadSample(8.9, 90.0, 60.0), cores=2, cpus=2)
+    assert not quiet.busy and loaded.busy and loaded.others == pytest.approx(7.4)
+    for n, bench in enumerate(document["benchmarks"]):
+        bench["extra_info"]["machine_load"] = (loaded if n < 2 else quiet).as_dict()
+    path.write_text(json.dumps(document))
+    out = tmp_path / "report"
+    assert compare.main([str(path), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "**2 of 7 cases ran on a busy machine**" in text
+    busy = tables.busy(results.load([path])[0])
+    assert list(busy.cores) == [1, 2] and list(busy["others' load"]) == [7.4, 7.4]
+
+
+def test_a_file_without_machine_info_is_reported(tmp_path: Path) -> None:
+    path = write_results(tmp_path / "a.json", SWEEP)
+    document = json.loads(path.read_text())
+    document["machine_info"] = None
+    path.write_text(json.dumps(document))
+    assert compare.main([str(path), "--out", str(tmp_path / "report")]) == 0
+
+
+def test_an_interrupted_grid_leaves_no_empty_results_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    from experiments import __main__ as main_module
+
+    def interrupted(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        target = next(a.split("=", 1)[1] for a in cmd if a.startswith("--benchmark-json="))
+        Path(target).write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+        return subprocess.CompletedProcess(cmd, 2)
+
+    monkeypatch.setattr(main_module.subprocess, "run", interrupted)
+    code = main_module.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "report")])
+    assert code == 2 and list((tmp_path / "results").iterdir()) == []
+    assert "no case finished" in capsys.readouterr().err
+
+
+def test_machine_load_is_sampled_around_work() -> None:
+    import subprocess
+    import sys
+
+    from experiments.environment import machine_load, sample_load
+
+    before = sample_load()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    load = machine_load(before, sample_load(), cores=1)
+    assert load.cpu_s > 0.05 and load.wall_s >= load.cpu_s * 0.5 and load.cpus >= 1
+    assert set(load.as_dict()) >= {"load_before", "load_after", "cpu_s", "wall_s", "others", "busy"}

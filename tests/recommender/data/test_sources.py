@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import urllib.error
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import pandas as pd
 import pytest
@@ -176,3 +177,34 @@ def test_download_of_a_missing_file_names_the_url(server, tmp_path: Path) -> Non
     url, _ = server
     with pytest.raises(DownloadError, match=r"ml-1m\.zip: HTTP 404"):
         download(f"{url}/ml-1m.zip", tmp_path / "ml-1m.zip")
+
+
+def test_no_network_is_a_clean_error_that_claims_no_partial_file(tmp_path: Path) -> None:
+    def offline(request: object) -> BinaryIO:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    dest = tmp_path / "ml-1m.zip"
+    with pytest.raises(ValueError) as info:  # DownloadError is a ValueError: the CLI prints `error:`, exit 2
+        download("https://files.grouplens.org/datasets/movielens/ml-1m.zip", dest, opener=offline)
+    assert isinstance(info.value, DownloadError)
+    assert "name resolution" in str(info.value) and "partial" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_prepared_file_is_not_reused(movielens_dir: Path, tmp_path: Path) -> None:
+    first = prepare("ml-100k", movielens_dir, tmp_path)
+    csv = Path(first.csv)
+    whole = csv.read_bytes()
+    csv.write_bytes(whole[: len(whole) // 2])  # truncated, as by a full disk or a killed copy
+    again = prepare("ml-100k", movielens_dir, tmp_path)
+    assert Path(again.csv).read_bytes() == whole
+    (tmp_path / "prepared" / "ml-100k" / "meta.json").write_text("{not json")
+    assert prepare("ml-100k", movielens_dir, tmp_path).ratings == 100_000
+
+
+def test_a_file_named_like_a_data_set_is_read_as_a_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("ml-mine.csv").write_text("1,2,3\n")
+    assert prepare("ml-mine.csv", None, tmp_path).csv == "ml-mine.csv"
+    with pytest.raises(ValueError, match="unknown MovieLens data set 'ml-5m'"):
+        prepare("ml-5m", None, tmp_path)

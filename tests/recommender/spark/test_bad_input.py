@@ -4,31 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from recommender.data.formats import BadInputError
+from recommender.data.readers import ITEM, RATING, USER, write_parquet, write_study_csv
 from recommender.params import ALSParams
+from recommender.spark.loading import load_df, load_ratings, load_rdd
 from recommender.split import holdout_hash, holdout_sql
+from tests.bad_inputs import ACCEPTED, BAD_LINES
 from tests.engines import run_engine
 
 pytestmark = pytest.mark.spark
 APIS = ("rdd", "df")
 GOOD = "".join(f"{u},{i},{(u * i) % 5 + 1}.0\n" for u in range(1, 9) for i in range(1, 9))
 
-CASES = {
-    "wrong field count": ("1,2,3,4", "expected 3 fields separated by ',', found 4"),
-    "non-numeric rating": ("1,2,three", "rating 'three' is not a finite number"),
-    "NaN rating": ("1,2,NaN", "rating 'NaN' is not a finite number"),
-    "negative id": ("-3,2,4.0", "user id -3 is negative"),
-    "out-of-range id": ("1,99999999999,4.0", "movie id 99999999999 is out of range (ids must fit a 32-bit integer)"),
-}
 PARAMS = ALSParams(rank=2, iterations=2, reg=0.1)
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
 def test_bad_line_is_named(spark, tmp_path: Path, api: str, case: str) -> None:
-    line, problem = CASES[case]
+    line, problem = BAD_LINES[case]
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + line + "\n")
     with pytest.raises(BadInputError) as info:
@@ -64,3 +62,73 @@ def test_sql_holdout_hash_equals_the_python_one(spark) -> None:
     for seed in (0, 42, 2**31 - 1):
         rows = frame.selectExpr("user", "item", f"{holdout_sql('user', 'item', seed)} AS h").collect()
         assert [r["h"] for r in rows] == [holdout_hash(u, i, seed) for u, i in pairs]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_documented_acceptances(spark, tmp_path: Path, api: str) -> None:
+    """Read, not fitted: ALS cannot fit a rating near FLT_MAX (its normal matrix turns singular).
+    Lines the DataFrame loader's fast pass is unsure of ("-0") reach the exact pass and are kept."""
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "".join(line + "\n" for line, _ in ACCEPTED.values()))
+    if api == "df":
+        frame, loaded = load_df(spark, str(path), False)
+        rows = [(r[USER], r[ITEM], r[RATING]) for r in frame.collect()]
+    else:
+        ratings, loaded = load_rdd(spark, str(path), False)
+        rows = [(r.user, r.product, r.rating) for r in ratings.collect()]
+    assert loaded.ratings == 64 + len(ACCEPTED) and loaded.skipped == 0
+    expected = [(u, i, float(np.float32(r)) if api == "df" else r) for _, (u, i, r) in ACCEPTED.values()]
+    assert sorted(rows)[-len(ACCEPTED):] == sorted(expected)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_blank_lines_are_ignored_but_counted_in_line_numbers(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "\n \t\n\n")
+    assert run_engine("python", str(path), api, PARAMS, spark=spark).counts.ratings == 64
+    bad = tmp_path / "bad.csv"  # another name: Spark would reuse the first file's cached rows
+    bad.write_text("\n" + GOOD + "\n1,2,x\n\n")
+    with pytest.raises(BadInputError, match=r"line 67: rating 'x'"):
+        run_engine("python", str(bad), api, PARAMS, spark=spark)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_skipping_a_repeated_pair_keeps_the_first_and_both_apis_agree(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + "1,1,5.0\n3,4,1.0\n")
+    result = run_engine("python", str(path), api, PARAMS, skip_bad_rows=True, spark=spark)
+    assert result.counts.ratings == 64 and result.counts.skipped_rows == 2
+    assert result.skipped_examples == [
+        "line 65: user 1 rated movie 1 again (first on line 1)",
+        "line 66: user 3 rated movie 4 again (first on line 20)",
+    ]
+    reference = tmp_path / "first.csv"
+    reference.write_text(GOOD)
+    expected = run_engine("python", str(reference), api, PARAMS, spark=spark).metrics.train_mse
+    assert result.metrics.train_mse == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_holdout_that_leaves_no_training_ratings_names_the_file(spark, tmp_path: Path, api: str) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("1,2,3\n")
+    with pytest.raises(BadInputError, match=r"tiny\.csv: .*no ratings left for training"):
+        run_engine("python", str(path), api, ALSParams(rank=2, iterations=2, reg=0.1, holdout=0.99), spark=spark)
+
+
+def test_a_parquet_conversion_loads_as_its_text_does(spark, tmp_path: Path) -> None:
+    frame = pd.DataFrame({USER: [1, 1, 2, 3], ITEM: [5, 6, 5, 7], RATING: [4.0, 3.5, 1.0, 5.0]})
+    write_study_csv(frame, tmp_path / "ratings.csv")
+    write_parquet(frame, tmp_path / "ratings.parquet")
+    text, _ = load_ratings(spark, str(tmp_path / "ratings.csv"), False)
+    table, loaded = load_ratings(spark, str(tmp_path / "ratings.parquet"), False)
+    assert loaded.ratings == 4 and sorted(table.collect()) == sorted(text.collect())
+
+
+def test_a_parquet_table_with_bad_values_is_refused_naming_it(spark, tmp_path: Path) -> None:
+    frame = pd.DataFrame({USER: [1, -2], ITEM: [5, 6], RATING: [4.0, float("nan")]})
+    write_parquet(frame, tmp_path / "bad.parquet")
+    with pytest.raises(BadInputError, match=r"bad\.parquet: 1 rows with a negative or missing id"):
+        load_ratings(spark, str(tmp_path / "bad.parquet"), False)
+    with pytest.raises(BadInputError, match="does not exist"):
+        load_ratings(spark, str(tmp_path / "none.parquet"), False)

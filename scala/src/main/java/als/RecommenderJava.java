@@ -67,7 +67,7 @@ public final class RecommenderJava {
         List<String> skipped = new java.util.ArrayList<>();
         JavaRDD<Rating> ratings = timer.time("load", () -> {
             Options$.MODULE$.checkSource(path);
-            JavaRDD<Option<Rating>> parsed = sc.textFile(path).map(line -> {
+            JavaRDD<Option<Rating>> parsed = sc.textFile(path).filter(line -> !Rules.isBlank(line)).map(line -> {
                 Option<Tuple3<Object, Object, Object>> p = Rules.parse(line);
                 if (p.isEmpty()) return Option.<Rating>empty();
                 Tuple3<Object, Object, Object> t = p.get();
@@ -75,16 +75,20 @@ public final class RecommenderJava {
             }).cache();
             Tuple2<Long, Long> counts = parsed.map(r -> r.isDefined() ? new Tuple2<>(1L, 0L) : new Tuple2<>(0L, 1L))
                 .fold(new Tuple2<>(0L, 0L), (a, b) -> new Tuple2<>(a._1() + b._1(), a._2() + b._2()));
-            goodBad[0] = counts._1();
-            goodBad[1] = counts._2();
-            skipped.addAll(RecommenderScala.finishForJava(sparkContext, path, counts._1(), counts._2(), o.skipBadRows()));
-            return parsed.filter(Option::isDefined).map(Option::get);
+            JavaRDD<Rating> fast = parsed.filter(Option::isDefined).map(Option::get);
+            Loading.Loaded loaded = Loading$.MODULE$.settleRatings(
+                sparkContext, path, counts._1(), counts._2(), fast.rdd(), o.skipBadRows());
+            goodBad[0] = loaded.good();
+            goodBad[1] = loaded.bad();
+            skipped.addAll(loaded.skippedForJava());
+            return loaded.exact().isDefined() ? loaded.exactForJava() : fast;
         });
 
         long seed = o.seed();
         long cut = Rules.threshold(o.holdout());
         JavaRDD<Rating> train = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) >= cut) : ratings;
         JavaRDD<Rating> holdout = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) < cut) : null;
+        if (train.isEmpty()) throw new BadInput(Loading$.MODULE$.noTrainingLeft(path, o.holdout()));
 
         MatrixFactorizationModel model = timer.time("fit", () -> {
             MatrixFactorizationModel m = ALS.train(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.seed());

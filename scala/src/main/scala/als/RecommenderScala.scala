@@ -33,24 +33,7 @@ object RecommenderScala {
     if (code != 0) sys.exit(code)
   }
 
-  private[als] def finish(sc: SparkContext, path: String, good: Long, bad: Long, skip: Boolean): Seq[String] = {
-    if (bad == 0 && good > 0) return Seq.empty
-    if (good == 0 && bad == 0) throw new BadInput(s"$path: no ratings (the file is empty)")
-    val found = sc.textFile(path).zipWithIndex().flatMap { case (l, i) => Rules.lineProblem(l).map(p => (i + 1, p)) }
-      .take(10)
-    if (!skip || good == 0) {
-      val (line, problem) = found.head
-      val more = if (bad > 1) s" ($bad bad lines in all)" else ""
-      val what = if (good > 0) problem else s"$problem; no valid ratings at all"
-      throw new BadInput(s"$path, line $line: $what$more")
-    }
-    found.map { case (n, p) => s"line $n: $p" }.toSeq
-  }
-
-  /** For the Java recommender: the same checks, with Java collections and nullable doubles. */
-  def finishForJava(sc: SparkContext, path: String, good: Long, bad: Long, skip: Boolean): java.util.List[String] =
-    finish(sc, path, good, bad, skip).asJava
-
+  /** For the Java recommender: its outcome from Java collections and nullable doubles. */
   def outcomeForJava(counts: JObj, mse: java.lang.Double, rmse: java.lang.Double, mae: java.lang.Double,
                      skipped: java.util.List[String]): Outcome =
     Outcome(counts, mse, Option(rmse).map(_.doubleValue), Option(mae).map(_.doubleValue), skipped.asScala.toList)
@@ -67,17 +50,21 @@ object RecommenderScala {
     var bad = 0L
     val parsed = t.phase("load") {
       Options.checkSource(o.input)
-      val p = sc.textFile(o.input).map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
+      val p = sc.textFile(o.input).filter(l => !Rules.isBlank(l))
+        .map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
       val (g, b) = p.map(r => if (r.isDefined) (1L, 0L) else (0L, 1L)).fold((0L, 0L))((a, c) => (a._1 + c._1, a._2 + c._2))
-      good = g; bad = b
-      skipped = finish(sc, o.input, g, b, o.skipBadRows)
-      p
+      val fast = p.flatMap(x => x)
+      val loaded = Loading.settleRatings(sc, o.input, g, b, fast, o.skipBadRows)
+      good = loaded.good; bad = loaded.bad
+      skipped = loaded.skipped
+      loaded.exact.getOrElse(fast)
     }
-    val ratings = parsed.flatMap(x => x)
+    val ratings = parsed
     val seed = o.seed
     val cut = Rules.threshold(o.holdout)
     val train = if (cut > 0) ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) >= cut) else ratings
     val holdout = if (cut > 0) Some(ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) < cut)) else None
+    if (train.isEmpty()) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
 
     val model = t.phase("fit") {
       val m = ALS.train(train, o.rank, o.iterations, o.reg, blocks, o.seed)
@@ -109,8 +96,6 @@ object RecommenderScala {
     Outcome(counts, mse, rmse, mae, skipped, recommended)
   }
 
-  private def trimmed(c: Column): Column = F.regexp_replace(c, "^[ \\t\\r]+|[ \\t\\r]+$", "")
-
   def runDf(spark: SparkSession, o: Options, t: Timer): Outcome = {
     val blocks = o.blocks.getOrElse(spark.sparkContext.defaultParallelism)
     var skipped = Seq.empty[String]
@@ -118,29 +103,16 @@ object RecommenderScala {
     var bad = 0L
     val ratings = t.phase("load") {
       Options.checkSource(o.input)
-      val parts = F.split(F.col("value"), ",", -1)
-      val Seq(u, i, r) = (0 until 3).map(k => trimmed(F.expr(s"get(split(value, ',', -1), $k)")))
-      def validId(c: Column) = c.rlike(Rules.IntPattern) && F.length(c) <= 11
-      val user = F.when(validId(u), u.cast("long"))
-      val item = F.when(validId(i), i.cast("long"))
-      val rating = F.when(r.rlike(Rules.FloatPattern), r.cast("double"))
-      val ok = F.size(parts) === 3 && user.between(0, Rules.Int32Max) && item.between(0, Rules.Int32Max) &&
-        !F.isnan(rating) && F.abs(rating) < Double.PositiveInfinity
-      val parsed = spark.read.text(o.input).select(
-        F.coalesce(ok, F.lit(false)).as("ok"),
-        F.when(ok, user.cast("int")).as("user"),
-        F.when(ok, item.cast("int")).as("item"),
-        F.when(ok, rating.cast("float")).as("rating")).cache()
-      val row = parsed.agg(F.sum(F.col("ok").cast("long")), F.sum((!F.col("ok")).cast("long"))).first()
-      good = if (row.isNullAt(0)) 0L else row.getLong(0)
-      bad = if (row.isNullAt(1)) 0L else row.getLong(1)
-      skipped = finish(spark.sparkContext, o.input, good, bad, o.skipBadRows)
-      parsed.filter("ok").select("user", "item", "rating")
+      val (frame, loaded) = Loading.loadDf(spark, o.input, o.skipBadRows)
+      good = loaded.good; bad = loaded.bad
+      skipped = loaded.skipped
+      frame
     }
     val cut = Rules.threshold(o.holdout)
     val held = F.expr(Rules.holdoutSql("user", "item", o.seed)) < cut
     val train = if (cut > 0) ratings.filter(!held) else ratings
     val holdout = if (cut > 0) Some(ratings.filter(held)) else None
+    if (train.isEmpty) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
     val als = new MlALS().setRank(o.rank).setMaxIter(o.iterations).setRegParam(o.reg).setSeed(o.seed)
       .setNumUserBlocks(blocks).setNumItemBlocks(blocks).setUserCol("user").setItemCol("item")
       .setRatingCol("rating").setColdStartStrategy("drop")

@@ -23,7 +23,7 @@ object Result {
       case '\n' => sb.append("\\n")
       case '\r' => sb.append("\\r")
       case '\t' => sb.append("\\t")
-      case c if c < ' ' => sb.append(f"\\u${c.toInt}%04x")
+      case c if c < ' ' || c == '\u0085' || c == '\u2028' || c == '\u2029' => sb.append(f"\\u${c.toInt}%04x")
       case c => sb.append(c)
     }
     sb.append('"').toString

@@ -6,6 +6,8 @@ object Rules {
   val IntPattern = "^-?[0-9]+$"
   val FloatPattern = "^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
   val Int32Max: Long = 2147483647L
+  /** Doubles at or past this magnitude round to infinity as float32 (formats.FLOAT32_LIMIT). */
+  val Float32Limit: Double = math.pow(2, 128) - math.pow(2, 103)
   private val Whitespace = " \t\r"
 
   private def strip(s: String): String = {
@@ -30,8 +32,15 @@ object Rules {
   private def ratingProblem(raw: String): Option[String] = {
     val text = strip(raw)
     if (!text.matches(FloatPattern) || text.toDouble.isInfinite) Some(s"rating '$text' is not a finite number")
+    else if (math.abs(text.toDouble) >= Float32Limit) Some(s"rating '$text' is out of range (ratings must fit a 32-bit float)")
     else None
   }
+
+  /** A line that is ignored: empty or only characters up to U+0020 (what Spark's CSV reader skips). */
+  def isBlank(line: String): Boolean = line.forall(_ <= ' ')
+
+  def repeatProblem(user: Int, item: Int, firstLine: Long): String =
+    s"user $user rated movie $item again (first on line $firstLine)"
 
   /** Why a study-format line (user,item,rating) is invalid, or None. */
   def lineProblem(line: String): Option[String] = {

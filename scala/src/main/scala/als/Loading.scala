@@ -1,0 +1,113 @@
+package als
+
+import org.apache.spark.SparkContext
+import org.apache.spark.api.java.JavaRDD
+import org.apache.spark.mllib.recommendation.Rating
+import org.apache.spark.rdd.RDD
+import org.apache.spark.sql.{Column, DataFrame, SparkSession, functions => F}
+import org.apache.spark.sql.types.{StringType, StructField, StructType}
+
+import scala.collection.JavaConverters._ // 2.12 and 2.13 alike
+
+/** Loading a study-format file as recommender/spark/loading.py does: a fast forced pass that counts
+  * good and bad lines and distinct (user, item) pairs, and the exact, line-numbered pass under
+  * [[Rules]] only when the fast one found anything wrong. */
+object Loading {
+  private val MaxReported = 10
+
+  /** Counts, examples of skipped lines, and the exactly parsed ratings when the fast pass was not clean. */
+  final case class Loaded(good: Long, bad: Long, skipped: Seq[String], exact: Option[RDD[Rating]]) {
+    def skippedForJava: java.util.List[String] = skipped.asJava
+    def exactForJava: JavaRDD[Rating] = exact.map(_.toJavaRDD()).orNull
+  }
+
+  /** The exact pass: every non-blank line under Rules, repeated pairs included; for files found wrong. */
+  def checkLines(sc: SparkContext, path: String, skip: Boolean): Loaded = {
+    val verdicts = sc.textFile(path).zipWithIndex().map { case (l, i) => (i + 1, l) }.filter(p => !Rules.isBlank(p._2))
+      .map { case (n, l) => (n, Rules.lineProblem(l), l) }.cache()
+    val valid = verdicts.filter(_._2.isEmpty).map { case (n, _, l) => (n, Rules.parse(l).get) }
+    val repeats = valid.map { case (n, (u, i, _)) => ((u, i), n) }.groupByKey().flatMap { case ((u, i), lines) =>
+      val sorted = lines.toSeq.sorted
+      sorted.tail.map(n => (n, Rules.repeatProblem(u, i, sorted.head)))
+    }.cache()
+    val problems = verdicts.flatMap { case (n, p, _) => p.map(x => (n, x)) }.union(repeats)
+    val bad = problems.count()
+    val good = valid.count() - repeats.count()
+    val found = problems.takeOrdered(MaxReported)(Ordering.by[(Long, String), Long](_._1))
+    if (bad == 0 && good == 0) throw new BadInput(s"$path: no ratings (the file is empty)")
+    if (bad > 0 && (!skip || good == 0)) {
+      val (line, problem) = found.head
+      val more = if (bad > 1) s" ($bad bad lines in all)" else ""
+      val what = if (good > 0) problem else s"$problem; no valid ratings at all"
+      throw new BadInput(s"$path, line $line: $what$more")
+    }
+    val rows = valid.subtractByKey(repeats).sortByKey().values.map { case (u, i, r) => Rating(u, i, r) }.cache()
+    rows.count() // the load phase includes the exact parse
+    verdicts.unpersist()
+    Loaded(good, bad, found.map { case (n, p) => s"line $n: $p" }.toSeq, Some(rows))
+  }
+
+  /** The fast pass's verdict: clean when every line was good and no (user, item) pair repeats. */
+  def settle(sc: SparkContext, path: String, good: Long, bad: Long, distinctPairs: => Long, skip: Boolean): Loaded =
+    if (good > 0 && bad == 0 && distinctPairs == good) Loaded(good, 0, Seq.empty, None) else checkLines(sc, path, skip)
+
+  /** For the RDD recommenders (Scala and Java): `ratings` are the lines the fast pass found good. */
+  def settleRatings(sc: SparkContext, path: String, good: Long, bad: Long, ratings: RDD[Rating], skip: Boolean): Loaded =
+    settle(sc, path, good, bad, ratings.map(r => (r.user.toLong << 32) + r.product).distinct().count(), skip)
+
+  /** The problem when the holdout split leaves nothing to fit (loading.py `no_training_left`). */
+  def noTrainingLeft(path: String, holdout: Double): String = {
+    val fraction = java.math.BigDecimal.valueOf(holdout).stripTrailingZeros.toPlainString
+    s"$path: no ratings left for training after holding out a fraction $fraction of them"
+  }
+
+  private val Corrupt = "_corrupt"
+  private val TextSchema = StructType(Seq("u", "i", "r", Corrupt).map(StructField(_, StringType)))
+  // No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.
+  private val CsvOptions = Map("sep" -> ",", "quote" -> "\n", "escape" -> "\n", "mode" -> "PERMISSIVE",
+    "columnNameOfCorruptRecord" -> Corrupt)
+
+  /** SQL for a field with Rules' whitespace trimmed (SQL functions, which Spark 3.5 has too). */
+  private def trimmed(field: String): String = s"trim(BOTH ' \\t\\r' FROM $field)"
+
+  /** (value, sure): sure only where the text is certainly a valid id; an unsure valid one ("-0") only
+    * sends the file to the exact pass. */
+  private def sureId(field: String): (Column, Column) = {
+    val text = F.expr(trimmed(field))
+    val value = F.expr(s"try_cast(${trimmed(field)} AS INT)")
+    val digits = F.expr(s"TRIM(LEADING '0' FROM ${trimmed(field)})")
+    val exact = value.cast("string") === digits || (value === 0 && digits === "" && text =!= "")
+    (value, value >= 0 && exact)
+  }
+
+  /** (value, sure): a decimal (only the characters of Rules.FloatPattern) that fits a float32. */
+  private def sureRating(field: String): (Column, Column) = {
+    val value = F.expr(s"try_cast(${trimmed(field)} AS DOUBLE)")
+    val plain = F.translate(F.expr(trimmed(field)), "0123456789.eE+-", "") === ""
+    (value, plain && F.abs(value) < Rules.Float32Limit)
+  }
+
+  /** Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader. */
+  def loadDf(spark: SparkSession, path: String, skip: Boolean): (DataFrame, Loaded) = {
+    val text = spark.read.schema(TextSchema).options(CsvOptions).csv(path)
+    val (user, sureUser) = sureId("u")
+    val (item, sureItem) = sureId("i")
+    val (rating, sureRatingOk) = sureRating("r")
+    val ok = F.coalesce(F.col(Corrupt).isNull && sureUser && sureItem && sureRatingOk, F.lit(false))
+    val parsed = text.select(ok.as("ok"), F.when(ok, user).as("user"), F.when(ok, item).as("item"),
+      F.when(ok, rating.cast("float")).as("rating")).cache()
+    val row = parsed.agg(F.sum(F.col("ok").cast("long")), F.sum((!F.col("ok")).cast("long"))).first()
+    val good = if (row.isNullAt(0)) 0L else row.getLong(0)
+    val bad = if (row.isNullAt(1)) 0L else row.getLong(1)
+    val ratings = parsed.filter("ok").select("user", "item", "rating")
+    val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
+    val loaded = settle(spark.sparkContext, path, good, bad, ratings.select(pairs).distinct().count(), skip)
+    loaded.exact match {
+      case None => (ratings, loaded)
+      case Some(rows) =>
+        parsed.unpersist()
+        import spark.implicits._
+        (rows.map(r => (r.user, r.product, r.rating.toFloat)).toDF("user", "item", "rating").cache(), loaded)
+    }
+  }
+}

@@ -1,0 +1,130 @@
+"""torch-spark's one barrier stage: the single-node model on 1, 2 and 4 tasks, its figures, its failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.data.columns import ITEM, RATING, USER
+from recommender.data.formats import STUDY_CSV
+from recommender.data.readers import read_ratings
+from recommender.data.sources import prepare
+from recommender.params import ALSParams
+from recommender.result import RunResult, parse_result_line
+from recommender.spark.loading import load_df
+from recommender.split import holdout_hash, threshold
+from tests.engines import run_engine
+
+torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
+from recommender.tensor import als as torch_als  # noqa: E402
+from recommender.tensor import collective  # noqa: E402
+from recommender.tensor import on_spark as torch_spark  # noqa: E402
+from recommender.tensor import single as torch_engine  # noqa: E402
+
+pytestmark = [pytest.mark.spark, pytest.mark.torch]
+ROOT = Path(__file__).resolve().parents[3]
+PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2)
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return prepare("synthetic:ml-100k:7", cache_dir=tmp_path_factory.mktemp("cache")).csv
+
+
+@pytest.fixture(scope="module")
+def single(csv: str) -> RunResult:
+    return run_engine("torch", csv, params=PARAMS)
+
+
+@pytest.fixture
+def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """Sets the engine's failure hook (a Spark local property) for one test, then clears it."""
+    sc = spark.sparkContext
+
+    def arm(mode: str) -> None:
+        sc.setLocalProperty(torch_spark.FAIL_PROPERTY, mode)
+
+    yield arm
+    sc.setLocalProperty(torch_spark.FAIL_PROPERTY, None)
+
+
+def fit(spark, csv: str, blocks: int, **kwargs: object) -> torch_spark.Trained:  # type: ignore[no-untyped-def]
+    ratings, _ = load_df(spark, csv, False)
+    return torch_spark.train(spark, ratings, PARAMS, blocks, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_one_stage_fits_the_single_node_model(spark, csv: str, single, blocks: int) -> None:  # type: ignore[no-untyped-def]
+    trained = fit(spark, csv, blocks)
+    c = single.counts
+    assert trained.counts == {"users": c.users, "items": c.items, "train": c.train, "holdout": c.holdout,
+                              "holdout_predictions": c.holdout_predictions}
+    assert trained.sums["sq"] / c.train == pytest.approx(single.metrics.train_mse, rel=1e-5)
+    rmse = (trained.sums["hsq"] / c.holdout_predictions) ** 0.5
+    assert rmse == pytest.approx(single.metrics.holdout_rmse, rel=1e-5)
+    tasks = trained.figures.tasks
+    assert [t.task for t in tasks] == list(range(blocks)) and trained.figures.attempt == 0
+    assert sum(t.rows for t in tasks) == 2 * (c.train + c.holdout)  # each rating by its user and by its item
+    assert all(t.peak_rss_bytes > t.held_bytes > 0 and t.tensor_bytes > 0 for t in tasks)
+    assert trained.users is None and trained.items is None
+
+
+def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[no-untyped-def]
+    """Four barrier tasks need four slots, so this runs its own local[4] Spark."""
+    command = [sys.executable, "-m", "recommender", "run", "--data", csv, "--impl", "torch-spark",
+               "--master", "local[4]", "--blocks", "4", "--driver-memory", "1g", "--rank", str(PARAMS.rank),
+               "--iterations", str(PARAMS.iterations), "--reg", str(PARAMS.reg), "--holdout", str(PARAMS.holdout)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = parse_result_line(done.stdout)
+    assert result["params"]["blocks"] == 4 and result["counts"]["train"] == single.counts.train
+    assert result["metrics"]["train_mse"] == pytest.approx(single.metrics.train_mse, rel=1e-5)
+    assert set(result["phases"]) >= {"load", "fit", "predict", "evaluate"}
+    assert result["resources"]["tasks"] == 4 and result["resources"]["peak_rss_bytes_max"] > 0
+
+
+def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
+    trained = fit(spark, csv, 2, with_factors=True)
+    assert trained.users is not None and trained.items is not None
+    read = read_ratings(csv, STUDY_CSV, False).frame
+    users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
+    train = holdout_hash(users, items, PARAMS.seed) >= threshold(PARAMS.holdout)
+    user_ids, u = torch_engine.compact(users[train])
+    item_ids, i = torch_engine.compact(items[train])
+    model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
+                          torch.from_numpy(read[RATING].to_numpy(np.float32)[train]),
+                          len(user_ids), len(item_ids), PARAMS)
+    assert (trained.users[0] == user_ids).all() and (trained.items[0] == item_ids).all()
+    np.testing.assert_allclose(trained.users[1], model.users.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(trained.items[1], model.items.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_more_tasks_than_slots_is_refused_up_front(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="only 2 task slots"):
+        fit(spark, csv, 3)
+
+
+def test_a_task_that_raises_fails_the_job_with_its_error(spark, csv: str, fail_hook) -> None:  # type: ignore[no-untyped-def]
+    """Task 1 raises while task 0 waits for it in a collective: Spark kills task 0 and retries the
+    stage, which fails the same way until Spark gives up, naming task 1's error; no timeout needed."""
+    fail_hook("raise")
+    start = time.perf_counter()
+    with pytest.raises(Exception, match="torch-spark test hook: task 1 raises"):
+        fit(spark, csv, 2)
+    assert time.perf_counter() - start < collective.TIMEOUT.total_seconds()
+
+
+def test_a_killed_worker_fails_the_stage_and_spark_retries_it(spark, csv: str, single, fail_hook,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    marker = tmp_path / "killed"
+    fail_hook(f"kill:{marker}")
+    trained = fit(spark, csv, 2)
+    assert marker.exists(), "the hook did not kill task 1"
+    assert trained.figures.attempt == 1  # the whole stage ran again, task 0 too
+    assert trained.sums["sq"] / single.counts.train == pytest.approx(single.metrics.train_mse, rel=1e-5)
