@@ -41,6 +41,8 @@ class GridPlan:
     device: Device
     datasets: dict[str, str]  # data set name -> local ratings CSV
     ratings: dict[str, int]  # data set name -> ratings, for the estimate
+    top_k: int = 0  # the grid's recommend phase, for the implementations that have one
+    include_rated: bool = False
 
 
 def plan_estimate(options: ClusterOptions, plan: GridPlan, prices: Path = cost.PRICES) -> cost.Estimate:
@@ -68,7 +70,8 @@ def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan
         requests = [steps.setup_step(storage.uri("code"))]
         for case in plan.cases:
             command = steps.case_command(case, data_uris[case.data], plan.params,
-                                         steps.case_launch(case, plan.device))
+                                         steps.case_launch(case, plan.device), top_k=plan.top_k,
+                                         include_rated=plan.include_rated)
             for round_no in range(plan.rounds):
                 result_uri = storage.uri("results", case.id.replace(":", "_"), f"round-{round_no}")
                 requests.append(steps.case_step(case, round_no, command, result_uri))
@@ -225,4 +228,4 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection | None = None,
     names = list(dict.fromkeys(c.data for c in cases))
     files = {name: prepare(name).csv for name in names} if prepare_data else {}
     return GridPlan(cases, rounds or chosen.rounds, chosen.params, catalogue.devices[device], files,
-                    {name: expected_ratings(name) for name in names})
+                    {name: expected_ratings(name) for name in names}, chosen.top_k, chosen.include_rated)

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.grid import Case, Device
-from experiments.runner import shuffle_partitions
-from recommender.engine import Job
+from experiments.runner import case_job, shuffle_partitions
 from recommender.launch import registry
 from recommender.launch.submit import Launch, command, job_arguments
 from recommender.params import ALSParams
@@ -43,9 +42,9 @@ def case_launch(case: Case, device: Device, layout: Layout = Layout()) -> Launch
 
 
 def case_command(case: Case, data_uri: str, params: ALSParams, launch: Launch,
-                 layout: Layout = Layout()) -> list[str]:
+                 layout: Layout = Layout(), top_k: int = 0, include_rated: bool = False) -> list[str]:
     """The spark-submit command a case's step runs (client mode: the driver on the master)."""
-    args = job_arguments(Job(case.api, data_uri, case.data, params))
+    args = job_arguments(case_job(case, data_uri, params, top_k, include_rated))
     return command(registry.get(case.impl), args, launch, root=layout.root, executable=layout.spark_submit)
 
 

@@ -76,14 +76,19 @@ def launch_for(case: Case, target: Target, device: Device) -> Launch:
     )
 
 
+def case_job(case: Case, data: str, params: ALSParams, top_k: int = 0, include_rated: bool = False) -> Job:
+    """What `case` runs on `data`: with the recommend phase (`top_k`) where its implementation has one."""
+    impl = registry.get(case.impl)
+    return Job(case.api, data, case.data, params, top_k=top_k if impl.recommends else 0,
+               exclude_rated=not include_rated)
+
+
 def case_command(case: Case, csv: str, params: ALSParams, launch: Launch, top_k: int = 0,
                  include_rated: bool = False) -> list[str]:
-    """The command of `case` (without a checkpoint directory), as the registry says to start it;
-    with the recommend phase (`top_k`) where the implementation has one."""
+    """The command of `case` (without a checkpoint directory), as the registry says to start it."""
     impl = registry.get(case.impl)
     device = "cuda" if case.device == "gpu" and impl.own_gpu_solver else "cpu"
-    job = Job(case.api, csv, case.data, params, top_k=top_k if impl.recommends else 0, exclude_rated=not include_rated)
-    return command(impl, job_arguments(job), launch, device=device)
+    return command(impl, job_arguments(case_job(case, csv, params, top_k, include_rated)), launch, device=device)
 
 
 def run(case: Case, cmd: list[str], target: Target) -> CaseRun:

@@ -23,7 +23,7 @@ import boto3
 import pytest
 
 from conftest import ROOT
-from emr import launcher, run, spec
+from emr import launcher, run, spec, steps
 from emr.launcher import Aws, EmrError, Storage, code_archive
 from emr.spec import ClusterOptions, SpecError
 from experiments import grid
@@ -291,6 +291,16 @@ def test_a_plan_holds_one_devices_spark_cases_within_a_node() -> None:
     assert {c.impl for c in plan.cases} <= {"python", "scala", "java"}
     assert plan.ratings["synthetic:ml-20m"] == 20_000_263 and plan.datasets == {}
     assert run.build_plan("study", gpu=False, prepare_data=False, max_cores=4).rounds == 3
+
+
+def test_a_grid_with_top_k_has_its_steps_recommend() -> None:
+    plan = run.build_plan("gpu", gpu=False, prepare_data=False, max_cores=4)
+    study = run.build_plan("study", gpu=False, prepare_data=False, max_cores=4)
+    assert (plan.top_k, plan.include_rated, study.top_k) == (10, True, 0)
+    case = next(c for c in plan.cases if c.impl == "scala")
+    command = steps.case_command(case, "s3://b/r.csv", plan.params, steps.case_launch(case, plan.device),
+                                 top_k=plan.top_k, include_rated=plan.include_rated)
+    assert command[command.index("--top-k") + 1] == "10" and "--include-rated" in command
 
 
 def _up(aws: Aws, cluster_ids: list[str]) -> list[str]:
