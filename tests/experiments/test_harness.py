@@ -35,7 +35,8 @@ def test_grid_on_a_standalone_cluster_feeds_both_compare_tools(movielens_dir: Pa
     for bench in cases.values():
         assert bench["stats"]["rounds"] == 2 and len(bench["extra_info"]["rounds"]) == 2
         assert bench["extra_info"]["master"].startswith("spark://127.0.0.1:")
-        assert all(r["app_id"].startswith("app-") for r in bench["extra_info"]["rounds"])  # not local-
+        rounds = bench["extra_info"]["rounds"]
+        assert all(r["runtime"]["spark"]["app_id"].startswith("app-") for r in rounds)  # not local-
 
     # The same case in local mode gives the same model.
     catalogue = grid.load()
