@@ -18,7 +18,7 @@ $(VENV)/.torch: requirements-torch.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-torch.txt
 	touch $@
 
-$(VENV)/.lint: requirements-lint.txt $(VENV)/.installed
+$(VENV)/.lint: requirements-lint.txt $(VENV)/.torch  # mypy reads the torch engines against torch itself
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
 	touch $@
 
