@@ -20,7 +20,7 @@ from types import FrameType
 
 import boto3
 
-from emr import cost, launcher, run
+from emr import cost, launcher, run, sizing
 from emr.launcher import Aws, EmrError, Storage
 from emr.spec import DEFAULT_RELEASE, ClusterOptions, SpecError
 from experiments.grid import GridError, Selection
@@ -127,10 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "estimate":
             options = _options(args, "bucket")
             plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds, prepare_data=False,
-                                  max_cores=run.worker_cores(options, args.prices))
+                                  cores=run.cluster_cores(options, args.prices))
             estimate = run.plan_estimate(options, plan, args.prices)
-            print(f"{len(plan.cases)} cases x {plan.rounds} rounds")
+            node = sizing.node(options, args.prices)
+            print(f"{len(plan.cases)} cases x {plan.rounds} rounds on {options.core_count} x {node.instance_type} "
+                  f"({node.vcpus} vCPUs, {node.executor_memory_gib} GiB of executor heap each)")
             print(estimate.line())
+            print(run.size_problem(options, plan, args.prices) or "the cluster holds every data set in memory")
+            for name in plan.expansions:
+                hours = cost.generation_hours(plan.ratings[name], node.vcpus * options.core_count)
+                print(f"  generate {name} ({plan.ratings[name]:,} ratings expected): about {hours * 60:.1f} min")
             for case in plan.cases:
                 hours = cost.case_hours(case.impl, case.api, plan.ratings.get(case.data, 0), case.cores)
                 print(f"  {case.id}: about {hours * 60:.1f} min, "
@@ -157,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(launcher.launch(aws, options, storage))
             return 0
         plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds,
-                              max_cores=run.worker_cores(options, args.prices))
+                              cores=run.cluster_cores(options, args.prices))
         out = args.out or Path("results") / f"emr-{datetime.now():%Y%m%d-%H%M%S}.json"
         print(run.run_grid(aws, options, storage, plan, out, args.cluster_id, args.keep, args.interval,
                            args.prices))

@@ -12,6 +12,7 @@ from recommender.launch import registry
 
 PRICES = HERE / "prices.json"
 STARTUP_HOURS = 0.2  # provisioning and bootstrap, billed like any other minute
+GENERATION_RATINGS_PER_CORE_S = 1e6  # a fractal expansion into Parquet and CSV parts: measured here, see README
 
 
 class PriceError(ValueError):
@@ -78,3 +79,8 @@ def case_hours(impl: str, api: str, ratings: int, cores: int) -> float:
     """
     per_million = 9.5 * 2 / max(cores, 1) * registry.get(impl).relative_time(api)
     return (60 + per_million * ratings / 1e6) / 3600
+
+
+def generation_hours(ratings: int, cores: int) -> float:
+    """A rough time for generating a fractal expansion on the cluster, one task per block row."""
+    return (60 + ratings / (GENERATION_RATINGS_PER_CORE_S * max(cores, 1))) / 3600

@@ -127,10 +127,15 @@ def upload(aws: Aws, storage: Storage, datasets: dict[str, str]) -> dict[str, st
         aws.s3.upload_file(str(script), storage.bucket, storage.key("code", script.name))
     uris = {}
     for name, path in datasets.items():
-        key = storage.key("data", name.replace(":", "_"), "ratings.csv")
+        key = storage.key("data", data_folder(name), Path(path).name)
         aws.s3.upload_file(path, storage.bucket, key)
         uris[name] = f"s3://{storage.bucket}/{key}"
     return uris
+
+
+def data_folder(name: str) -> str:
+    """A data set's folder under the run's `data/` (a data spec's colons are not for S3 keys)."""
+    return name.replace(":", "_")
 
 
 def launch(aws: Aws, options: ClusterOptions, storage: Storage) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import pytest_benchmark
 from pytest_benchmark.stats import Stats
 from tqdm import tqdm
 
-from emr import cost, launcher, steps
+from emr import cost, launcher, sizing, steps
 from emr.launcher import Aws, EmrError, StepRun, Storage
 from emr.spec import ClusterOptions
 from experiments import grid as grid_module
@@ -28,7 +28,7 @@ from recommender.launch.submit import Launch
 from recommender.params import ALSParams
 from recommender.result import ResultLineError, parse_result_line
 
-DEFAULT_WORKER_CORES = 8  # the study's largest executor
+DEFAULT_CORES = 16  # 2 core nodes of 8 vCPUs, the default cluster
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,24 @@ class GridPlan:
     rounds: int
     params: ALSParams
     device: Device
-    datasets: dict[str, str]  # data set name -> local ratings CSV
-    ratings: dict[str, int]  # data set name -> ratings, for the estimate
+    datasets: dict[str, str]  # data set name -> local file to upload: a case's CSV, an expansion's base
+    ratings: dict[str, int]  # data set name -> ratings, for the estimate and the cluster's size
     top_k: int = 0  # the grid's recommend phase, for the implementations that have one
     include_rated: bool = False
+    expansions: dict[str, str] = field(default_factory=dict)  # fractal set -> its base, generated on the cluster
 
 
 def plan_estimate(options: ClusterOptions, plan: GridPlan, prices: Path = cost.PRICES) -> cost.Estimate:
     hours = sum(cost.case_hours(c.impl, c.api, plan.ratings.get(c.data, 0), c.cores) for c in plan.cases)
-    return cost.estimate(options, hours * plan.rounds, prices)
+    cores = sizing.node(options, prices).vcpus * options.core_count
+    generation = sum(cost.generation_hours(plan.ratings.get(name, 0), cores) for name in plan.expansions)
+    return cost.estimate(options, hours * plan.rounds + generation, prices)
+
+
+def size_problem(options: ClusterOptions, plan: GridPlan, prices: Path = cost.PRICES) -> str | None:
+    """Why the cluster is too small to hold the grid's largest data set in memory; None when it fits."""
+    used = {name: plan.ratings.get(name, 0) for name in dict.fromkeys(c.data for c in plan.cases)}
+    return sizing.shortfall(used, options, sizing.node(options, prices))
 
 
 def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan, out: Path,
@@ -58,6 +67,10 @@ def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan
     are written even when others failed."""
     estimate = plan_estimate(options, plan, prices)
     print(estimate.line(), flush=True)
+    problem = size_problem(options, plan, prices)
+    if problem:
+        raise EmrError(problem)
+    node = sizing.node(options, prices)
     aws.check_bucket(storage.bucket)
     data_uris = launcher.upload(aws, storage, plan.datasets)
     started: str | None = None
@@ -68,9 +81,13 @@ def run_grid(aws: Aws, options: ClusterOptions, storage: Storage, plan: GridPlan
             print(f"launched {cluster_id} ({'GPU' if options.gpu else 'CPU'}, "
                   f"{options.core_count} x {options.worker_type})", flush=True)
         requests = [steps.setup_step(storage.uri("code"))]
+        for name, base in plan.expansions.items():
+            out_uri = storage.uri("data", launcher.data_folder(name))
+            requests.append(steps.generate_step(name, data_uris[base], out_uri, node, options.core_count))
+            data_uris[name] = steps.expansion_csv(out_uri)
         for case in plan.cases:
             command = steps.case_command(case, data_uris[case.data], plan.params,
-                                         steps.case_launch(case, plan.device), top_k=plan.top_k,
+                                         steps.case_launch(case, plan.device, node=node), top_k=plan.top_k,
                                          include_rated=plan.include_rated)
             for round_no in range(plan.rounds):
                 result_uri = storage.uri("results", case.id.replace(":", "_"), f"round-{round_no}")
@@ -189,43 +206,40 @@ def machine_info(options: ClusterOptions, cluster_id: str, benchmarks: list[dict
     }
 
 
-def expected_ratings(name: str) -> int:
-    """A data set's ratings count from the registry, without reading or generating it."""
-    from recommender.data.movielens import SETS
-    from recommender.data.sources import SYNTHETIC, parse_synthetic
-    from recommender.data.synthetic import preset
-
-    if name.startswith(SYNTHETIC):
-        return preset(*parse_synthetic(name)).ratings
-    return SETS[name].ratings if name in SETS else 0
-
-
-def worker_cores(options: ClusterOptions, prices: Path = cost.PRICES) -> int:
-    """vCPUs of one core node: the most cores one executor (a grid case) can have."""
-    entry = cost.load_prices(prices)["instances"].get(options.worker_type, {})
-    return int(entry.get("vcpus", DEFAULT_WORKER_CORES))
+def cluster_cores(options: ClusterOptions, prices: Path = cost.PRICES) -> int:
+    """vCPUs of all core nodes: what a grid's `all` cores means on the cluster."""
+    return sizing.node(options, prices).vcpus * options.core_count
 
 
 def build_plan(grid_name: str, gpu: bool, selection: Selection | None = None,
-               rounds: int | None = None, prepare_data: bool = True,
-               max_cores: int = DEFAULT_WORKER_CORES) -> GridPlan:
-    """The cases of a grid that run on one EMR cluster: its device's, Spark implementations only,
-    one executor of at most `max_cores` cores each.
+               rounds: int | None = None, prepare_data: bool = True, cores: int = DEFAULT_CORES) -> GridPlan:
+    """The cases of a grid that run on one EMR cluster of `cores` vCPUs (what `all` means there):
+    its device's, Spark implementations only.
 
-    MovieLens sets that are neither mirrored nor cached run as their synthetic shape; with
-    `prepare_data` every data set is prepared here, to be uploaded.
+    MovieLens sets that are neither mirrored nor cached run as their synthetic shape. A fractal
+    expansion is generated on the cluster from its uploaded base, never here. With `prepare_data`
+    every file to upload is prepared: each case's CSV, and each expansion's base (its Parquet).
     """
+    from recommender.data.fractal import FRACTAL, parse_fractal
     from recommender.data.sources import prepare
 
     catalogue = grid_module.load()
     chosen = catalogue.grid(grid_name)
     device = "gpu" if gpu else "cpu"
-    cases = [c for c in grid_module.expand(catalogue, chosen, max_cores, selection, grid_module.resolve_data,
+    cases = [c for c in grid_module.expand(catalogue, chosen, cores, selection, grid_module.resolve_data,
                                            grid_module.expected_ratings)
              if c.device == device and c.impl in steps.EMR_IMPLS and not c.skip]
     if not cases:
         raise EmrError(f"grid {grid_name!r} has no {device} cases for {', '.join(steps.EMR_IMPLS)}")
     names = list(dict.fromkeys(c.data for c in cases))
-    files = {name: prepare(name).csv for name in names} if prepare_data else {}
+    expansions = {name: parse_fractal(name).base for name in names if name.startswith(FRACTAL)}
+    files: dict[str, str] = {}
+    if prepare_data:
+        files = {name: prepare(name).csv for name in names if name not in expansions}
+        for base in dict.fromkeys(expansions.values()):
+            if base not in files:
+                prepared = prepare(base)
+                files[base] = prepared.parquet or prepared.csv
     return GridPlan(cases, rounds or chosen.rounds, chosen.params, catalogue.devices[device], files,
-                    {name: expected_ratings(name) for name in names}, chosen.top_k, chosen.include_rated)
+                    {name: grid_module.expected_ratings(name) or 0 for name in names}, chosen.top_k,
+                    chosen.include_rated, expansions)

@@ -16,9 +16,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from experiments import compare, results
+from experiments import compare, grid, results
 
 ROOT = Path(__file__).resolve().parents[1]
+ONE_MACHINE = ("local", "standalone")  # --spark-master values that keep every case on this machine
+
+
+def check_grid(name: str, pytest_args: Sequence[str]) -> None:
+    """A GridError, before pytest starts, for an unknown grid or a cluster-only grid on this machine."""
+    chosen = grid.load().grid(name)
+    master = pytest_args[pytest_args.index("--spark-master") + 1] if "--spark-master" in pytest_args[:-1] else "local"
+    if chosen.cluster_only and master.startswith(ONE_MACHINE):
+        raise grid.GridError(f"grid {name!r} is too large for one machine: run it on EMR (python -m emr run "
+                             f"--grid {name} ..., emr/README.md) or on a cluster (-- --spark-master spark://HOST:PORT)")
 
 
 def _has_cases(path: Path) -> bool:
@@ -39,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="where the JSON goes")
     parser.add_argument("--out", type=Path, default=ROOT / "report", help="where the report goes")
     args = parser.parse_args(argv)
+    try:
+        check_grid(args.grid, extra)
+    except grid.GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

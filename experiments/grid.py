@@ -89,6 +89,7 @@ class Grid:
     params: ALSParams  # the file's [params], with the grid's own `params` over them
     top_k: int = 0  # the recommend phase's k for the cases that have one (`top_k` in the grid's section)
     include_rated: bool = False  # the grid's `include_rated`: lists may hold the user's training items
+    cluster_only: bool = False  # `cluster_only`: too large for one machine (EMR or a --spark-master cluster)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def load(path: Path = GRID_FILE) -> Catalogue:
         if not isinstance(top_k, int) or top_k < 0:
             raise GridError(f"{path}: grid {name!r} top_k must be a whole number at least 0, not {top_k!r}")
         grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own, top_k,
-                           bool(body.get("include_rated", False)))
+                           bool(body.get("include_rated", False)), bool(body.get("cluster_only", False)))
     return Catalogue(base, experiments, descriptions, grids, devices, budgets)
 
 

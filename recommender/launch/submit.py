@@ -27,15 +27,21 @@ class Launch:
     """Where an application runs and with what resources; `cores` is the number of task slots.
 
     `cores` becomes `local[N]` in local mode, `--total-executor-cores N` on a standalone master
-    and one executor of N cores on YARN (the study's executor-cores sweep).
+    and, on YARN, `executors` executors of cores/executors cores each: one executor of N cores is
+    the study's executor-cores sweep; a case larger than a node spreads over several.
     """
 
     master: str | None = "local[2]"
     cores: int | None = None
+    executors: int = 1  # YARN: the executors the cores are spread over
     driver_memory: str | None = None
     executor_memory: str | None = None
     confs: Mapping[str, str] = field(default_factory=dict)
     jars: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.cores is not None and (self.executors < 1 or self.cores % self.executors):
+            raise ValueError(f"{self.cores} cores do not spread evenly over {self.executors} executors")
 
     def master_url(self) -> str | None:
         if self.master and self.master.startswith("local") and self.cores is not None:
@@ -63,7 +69,8 @@ def resource_args(launch: Launch) -> list[str]:
         if master.startswith("spark://"):
             args += ["--total-executor-cores", str(launch.cores)]
         elif master == "yarn":
-            args += ["--num-executors", "1", "--executor-cores", str(launch.cores)]
+            args += ["--num-executors", str(launch.executors), "--executor-cores",
+                     str(launch.cores // launch.executors)]
     return args
 
 

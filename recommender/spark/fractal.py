@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from urllib.parse import urlparse
+
+if __package__ in (None, ""):  # run as a script by spark-submit: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pyspark.sql import SparkSession
 

@@ -23,11 +23,12 @@ import boto3
 import pytest
 
 from conftest import ROOT
-from emr import launcher, run, spec, steps
+from emr import launcher, run, sizing, spec, steps
 from emr.launcher import Aws, EmrError, Storage, code_archive
 from emr.spec import ClusterOptions, SpecError
 from experiments import grid
 from experiments.grid import Case
+from recommender.data.fractal import parse_fractal
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
 
@@ -92,7 +93,7 @@ class Cluster:
         for n, step in enumerate(cluster.steps):
             step.start_date_time = start + timedelta(minutes=n)
             step.end_date_time = step.start_date_time + timedelta(seconds=40 + n)
-            if step.name.startswith("setup"):
+            if step.name.startswith(("setup", "generate")):
                 step.state = "COMPLETED"
                 continue
             case_id = step.name.rsplit(" round ", 1)[0]
@@ -172,8 +173,9 @@ def test_the_grid_runs_as_steps_and_comes_back_as_benchmark_json(
     args = steps[1]["HadoopJarStep"]["Args"]
     assert args[:2] == ["bash", "/home/hadoop/als/emr/remote/run_case.sh"]
     submit = args[3:]
-    assert submit[:5] == ["spark-submit", "--master", "yarn", "--num-executors", "1"]
-    assert submit[submit.index("--executor-cores") + 1] == "2"
+    assert submit[:3] == ["spark-submit", "--master", "yarn"]
+    assert submit[submit.index("--num-executors") + 1] == "1" and submit[submit.index("--executor-cores") + 1] == "2"
+    assert submit[submit.index("--executor-memory") + 1] == ("21g")  # a 32 GiB node's YARN share, less overhead
     assert f"s3://{bucket}/runs/one/data/ml-100k/ratings.csv" in submit
     gpu_amount = [a for a in submit if a.startswith("spark.task.resource.gpu.amount=")]
     assert gpu_amount == (["spark.task.resource.gpu.amount=0.5"] if gpu else [])
@@ -283,19 +285,30 @@ def test_estimates_price_every_node() -> None:
     assert asdict(cpu)["currency"] == "USD"
 
 
-def test_a_plan_holds_one_devices_spark_cases_within_a_node() -> None:
+def test_a_plan_holds_one_devices_spark_cases_within_the_cluster() -> None:
     gpu = ClusterOptions(gpu=True)
-    plan = run.build_plan("study", gpu=True, prepare_data=False, max_cores=run.worker_cores(gpu))
-    assert run.worker_cores(gpu) == 8  # g4dn.2xlarge
-    assert {c.device for c in plan.cases} == {"gpu"} and {c.cores for c in plan.cases} == {1, 2, 4, 8}
+    plan = run.build_plan("study", gpu=True, prepare_data=False, cores=run.cluster_cores(gpu))
+    assert run.cluster_cores(gpu) == 16  # 2 x g4dn.2xlarge
+    # The executor-cores sweep on one node, and "all" (the engines' MLlib baseline): both nodes.
+    assert {c.device for c in plan.cases} == {"gpu"} and {c.cores for c in plan.cases} == {1, 2, 4, 8, 16}
     assert {c.impl for c in plan.cases} <= {"python", "scala", "java"}
-    assert plan.ratings["synthetic:ml-20m"] == 20_000_263 and plan.datasets == {}
-    assert run.build_plan("study", gpu=False, prepare_data=False, max_cores=4).rounds == 3
+    assert plan.ratings["synthetic:ml-20m"] == 20_000_263 and plan.datasets == {} and plan.expansions == {}
+    assert run.build_plan("study", gpu=False, prepare_data=False, cores=4).rounds == 3
+
+
+def test_a_case_past_one_node_spreads_over_whole_nodes_with_their_memory() -> None:
+    node = sizing.node(ClusterOptions(core_type="r5.4xlarge"))
+    assert (node.vcpus, node.memory_gib, node.executor_memory_gib) == (16, 128.0, 87)
+    cpu = grid.load().devices["cpu"]
+    small = steps.case_launch(Case("ml-100k", "cpu", "scala", "rdd", 8), cpu, node=node)
+    large = steps.case_launch(Case("ml-100k", "cpu", "scala", "rdd", 64), cpu, node=node)
+    assert (small.executors, large.executors, large.executor_memory) == (1, 4, "87g")
+    assert steps.case_launch(Case("ml-100k", "cpu", "scala", "rdd", 8), cpu).executor_memory is None
 
 
 def test_a_grid_with_top_k_has_its_steps_recommend() -> None:
-    plan = run.build_plan("gpu", gpu=False, prepare_data=False, max_cores=4)
-    study = run.build_plan("study", gpu=False, prepare_data=False, max_cores=4)
+    plan = run.build_plan("gpu", gpu=False, prepare_data=False, cores=4)
+    study = run.build_plan("study", gpu=False, prepare_data=False, cores=4)
     assert (plan.top_k, plan.include_rated, study.top_k) == (10, True, 0)
     case = next(c for c in plan.cases if c.impl == "scala")
     command = steps.case_command(case, "s3://b/r.csv", plan.params, steps.case_launch(case, plan.device),
@@ -387,3 +400,70 @@ def test_a_terminate_that_keeps_failing_names_the_cluster_and_the_way_to_stop_it
     assert str(info.value).endswith(f"it may still be running: python -m emr terminate {cluster_id}")
     launcher.terminate(aws, cluster_id)  # the fifth call goes through, as the advice says
     assert _up(aws, [cluster_id]) == []
+
+
+BILLION = 1_158_641_559  # fractal:ml-20m:16x32's expected ratings from the synthetic ml-20m base
+
+
+def billion_plan(base_file: str) -> run.GridPlan:
+    """The billion grid's plan as `build_plan` makes it, with a small stand-in file for the base."""
+    catalogue = grid.load()
+    chosen = catalogue.grid("billion")
+    cases = [c for c in grid.expand(catalogue, chosen, 32, None, grid.resolve_data, lambda _: BILLION)
+             if not c.skip]
+    (name,) = {c.data for c in cases}
+    base = parse_fractal(name).base
+    return run.GridPlan(cases, chosen.rounds, chosen.params, catalogue.devices["cpu"], {base: base_file},
+                        {name: BILLION}, expansions={name: base})
+
+
+def test_a_billion_ratings_are_generated_on_the_cluster_and_read_by_whole_nodes(
+        aws: Aws, bucket: str, tmp_path: Path) -> None:
+    """The documented EMR run of fractal:ml-20m:16x32: only the base goes up, a step generates the
+    expansion with every core, then each case reads its CSV parts over both nodes' executors."""
+    base_file = tmp_path / "ratings.parquet"
+    base_file.write_bytes(b"PAR1")  # uploaded as is: the simulated cluster never reads it
+    plan = billion_plan(str(base_file))
+    assert {(c.impl, c.api, c.cores) for c in plan.cases} == {("python", "df", 32), ("scala", "rdd", 32),
+                                                               ("scala", "df", 32)}
+    (name, base), = plan.expansions.items()
+    calls = capture_requests(aws)
+    launched = _launched(aws)
+    simulator = Cluster(aws)
+    simulator.thread.start()
+    cluster = ClusterOptions(core_type="r5.4xlarge", core_count=2, log_uri=f"s3://{bucket}/logs/")
+    run.run_grid(aws, cluster, Storage(bucket, "runs/b"), plan, tmp_path / "emr.json", interval_s=0.05)
+    simulator.thread.join()
+
+    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket, Prefix="runs/b/data/")["Contents"]}
+    base_key = f"runs/b/data/{launcher.data_folder(base)}/ratings.parquet"
+    assert keys == {base_key}
+    groups = {g["InstanceRole"]: g for g in calls["RunJobFlow"][0]["Instances"]["InstanceGroups"]}
+    assert (groups["CORE"]["InstanceType"], groups["CORE"]["InstanceCount"]) == ("r5.4xlarge", 2)
+
+    requested = [s for call in calls["AddJobFlowSteps"] for s in call["Steps"]]
+    generate = requested[1]
+    assert (generate["Name"], generate["ActionOnFailure"]) == (f"generate {name}", "CANCEL_AND_WAIT")
+    args = generate["HadoopJarStep"]["Args"]
+    out = f"s3://{bucket}/runs/b/data/{launcher.data_folder(name)}"
+    spec_on_cluster = f"fractal:s3://{bucket}/{base_key}:16x32:0"
+    assert args[-4:] == [f"/home/hadoop/als/{steps.FRACTAL_SCRIPT}", spec_on_cluster, out, "--csv"]
+    assert args[args.index("--num-executors") + 1: args.index("--num-executors") + 4] == ["2", "--executor-cores", "16"]
+    for step in requested[2:]:
+        submit = step["HadoopJarStep"]["Args"][3:]
+        assert f"{out}/csv-parts" in submit
+        assert submit[submit.index("--num-executors") + 1] == "2"
+        assert submit[submit.index("--executor-memory") + 1] == "87g"
+    assert [s["Name"] for s in requested[2:]] == [f"{c.id} round 0" for c in plan.cases]
+    assert len(launched) == 1 and _up(aws, launched) == []
+
+
+def test_a_cluster_too_small_for_a_billion_ratings_is_refused_before_anything_starts(
+        aws: Aws, bucket: str, tmp_path: Path) -> None:
+    launched = _launched(aws)
+    small = ClusterOptions(core_count=2, log_uri=f"s3://{bucket}/logs/")  # 2 x m5.2xlarge, 21 GiB heap each
+    with pytest.raises(EmrError, match=r"needs about 133 GiB of executor heap .* 2 x m5\.2xlarge give 42 GiB: "
+                                       r"use --core-count 7 or a larger --core-type"):
+        run.run_grid(aws, small, Storage(bucket, "runs/small"), billion_plan(str(tmp_path / "r.parquet")),
+                     tmp_path / "emr.json", interval_s=0.05)
+    assert launched == [] and "Contents" not in aws.s3.list_objects_v2(Bucket=bucket, Prefix="runs/small/")

@@ -246,3 +246,24 @@ def test_machine_load_is_sampled_around_work() -> None:
     load = machine_load(before, sample_load(), cores=1)
     assert load.cpu_s > 0.05 and load.wall_s >= load.cpu_s * 0.5 and load.cpus >= 1
     assert set(load.as_dict()) >= {"load_before", "load_after", "cpu_s", "wall_s", "others", "busy"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--grid", "nosuch"], "unknown grid 'nosuch'"),
+    (["--grid", "billion"], "grid 'billion' is too large for one machine: run it on EMR"),
+    (["--grid", "billion", "--", "--spark-master", "standalone"], "too large for one machine"),
+])
+def test_a_grid_this_machine_cannot_run_is_refused_before_pytest(
+        argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments import __main__ as main_module
+
+    monkeypatch.setattr(main_module.subprocess, "run", lambda *a, **k: pytest.fail("pytest must not start"))
+    assert main_module.main([*argv[:2], "--results", str(tmp_path), *argv[2:]]) == 2
+    assert message in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_only_grid_runs_against_a_cluster_master() -> None:
+    from experiments.__main__ import check_grid
+
+    check_grid("billion", ["--spark-master", "spark://10.0.0.1:7077"])  # no error: the cluster holds it

@@ -111,6 +111,13 @@ def test_cores_become_the_masters_own_resource_options(master: str, expected: li
     assert resource_args(Launch(master=master, cores=3, executor_memory="2g")) == expected
 
 
+def test_cores_past_a_node_spread_evenly_over_yarn_executors() -> None:
+    assert resource_args(Launch(master="yarn", cores=32, executors=4)) == [
+        "--master", "yarn", "--num-executors", "4", "--executor-cores", "8"]
+    with pytest.raises(ValueError, match="12 cores do not spread evenly over 5 executors"):
+        Launch(master="yarn", cores=12, executors=5)
+
+
 def test_a_case_command_carries_every_shared_argument(catalogue: grid.Catalogue) -> None:
     case = Case("ml-100k", "cpu", "python", "rdd", 2)
     launch = runner.launch_for(case, runner.Target(), catalogue.devices["cpu"])
