@@ -2,11 +2,11 @@
 
 The rule is measured, not modelled: during a DataFrame ALS fit on the synthetic ml-20m shape
 (rank 10, 10 iterations, `local[2]`), Spark's storage info (`getRDDStorageInfo`, polled) peaked at
-736 MB for 20.0M ratings, 36.8 bytes per rating: the cached input (7.7), ALS's rating blocks (12.0),
-the in-blocks of both sides (16.0), the out-blocks and the factors (`python -m experiments.als_memory`
-measures it again). Executors need that
-much of their storage memory, which Spark sizes at `STORAGE_SHARE` of their heap, and YARN hands
-executors about `YARN_SHARE` of a node's memory on EMR's defaults (m5.2xlarge: 24 of 32 GiB).
+736 MB for 20.0M ratings, 36.8 bytes per rating: the cached input (7.7), ALS's rating blocks
+(12.0), the in-blocks of both sides (16.0), the out-blocks and the factors; `python -m
+experiments.als_memory` measures it again. Executors need that much of their storage memory,
+which Spark sizes at `STORAGE_SHARE` of their heap, and YARN hands executors about `YARN_SHARE`
+of a node's memory on EMR's defaults (m5.2xlarge: 24 of 32 GiB).
 """
 
 from __future__ import annotations
