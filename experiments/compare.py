@@ -131,7 +131,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
     for (label, impl, device), table in tables.study_tables(frame).items():
         text += [f"### {impl} · {device} · {label}", "", markdown(table)]
     sections = [
-        ("Throughput by data set size", "throughput"),
+        ("Throughput and the fit's time per iteration by data set size", "throughput"),
         *((comparison_title(impl, base), f"{impl}_over_{base}") for impl, base in COMPARISONS),
         ("DataFrame over RDD", "df_over_rdd"),
         ("GPU over CPU", "gpu_over_cpu"),

@@ -83,6 +83,29 @@ def throughput(frame: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def per_iteration(frame: pd.DataFrame, path: Path) -> Path:
+    """The fit's seconds per iteration against data set size (log-log), with a linear reference:
+    a curve steeper than the line is time per iteration growing faster than the ratings."""
+    table = tables.throughput(frame)
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    labels = frame.label.nunique()
+    for _, group in table.groupby(["label", "impl", "api", "device"]):
+        group = group.sort_values("ratings")
+        ax.plot(group.ratings, group["fit s/iteration"], marker="o", label=_series_name(group.iloc[0], labels))
+    if len(table):
+        first = table.sort_values("ratings").iloc[0]
+        span = pd.Series([table.ratings.min(), table.ratings.max()])
+        ax.plot(span, first["fit s/iteration"] * span / first.ratings, "k:", label="linear in the ratings")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ratings in the data set")
+    ax.set_ylabel("fit seconds per iteration")
+    ax.set_title("Weak scaling: the fit's time per iteration")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
     """Stacked bars of each phase, per case, at each case's most cores."""
     table = tables.phases(frame)
@@ -111,5 +134,6 @@ def write_all(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
         "runtime": against_cores(frame, folder / "runtime_vs_cores.png", speedup=False),
         "speedup": against_cores(frame, folder / "speedup_vs_cores.png", speedup=True),
         "throughput": throughput(frame, folder / "throughput_vs_size.png"),
+        "per_iteration": per_iteration(frame, folder / "fit_per_iteration_vs_size.png"),
         "phases": phase_bars(frame, folder / "phases.png"),
     }

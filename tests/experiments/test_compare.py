@@ -23,7 +23,7 @@ def result_line(case: Case, seconds: float, mse: float = 0.6) -> dict:
               "evaluate": 0.1 * seconds}
     run = RunResult(
         impl=case.impl, api=case.api, data=case.data, input="/c/prepared/x/ratings.csv",
-        input_bytes=2_000_000, params={"rank": 8}, counts=Counts(100_000, 0, 943, 1682, 100_000, 0,
+        input_bytes=2_000_000, params={"rank": 8, "iterations": 10}, counts=Counts(100_000, 0, 943, 1682, 100_000, 0,
                                                                   100_000, 0),
         metrics=Metrics(mse), phases=phases | {"total": sum(phases.values())},
         runtime=Runtime(spark=SparkRuntime("4.1.1", f"local[{case.cores}]", "local-1", case.cores)), started_at="",
@@ -89,6 +89,7 @@ def test_study_tables_speedup_and_ratios(tmp_path: Path) -> None:
     throughput = tables.throughput(frame)
     big = throughput[throughput.data == "ml-1m"].iloc[0]
     assert big["ratings/s"] == pytest.approx(100_000 / 40.0) and big["MB/s"] == pytest.approx(2 / 40.0)
+    assert big["fit s/iteration"] == pytest.approx(0.3 * 40.0 / 10)  # fit is 30% of each run, 10 iterations
     phases = tables.phases(frame)
     row = phases[(phases.impl == "scala") & (phases.cores == 2)].iloc[0]
     assert row["fit (s)"] == pytest.approx(9.0) and row["startup+other (s)"] == pytest.approx(6.0)
