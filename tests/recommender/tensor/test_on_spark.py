@@ -54,10 +54,10 @@ def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
     sc.setLocalProperty(torch_spark.FAIL_PROPERTY, None)
 
 
-def fit(spark, csv: str, blocks: int, wanted: torch_spark.Wanted = torch_spark.Wanted()  # type: ignore[no-untyped-def]
+def fit(spark, csv: str, blocks: int, wanted: torch_spark.Wanted | None = None  # type: ignore[no-untyped-def]
         ) -> torch_spark.Trained:
     frame = torch_spark.source(spark, Job("df", csv, "test", PARAMS)).frame
-    return torch_spark.train(spark, frame, PARAMS, blocks, wanted=wanted)
+    return torch_spark.train(spark, frame, PARAMS, blocks, wanted=wanted or torch_spark.Wanted())
 
 
 @pytest.mark.parametrize("blocks", [1, 2])
