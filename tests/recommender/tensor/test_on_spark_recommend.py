@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -56,7 +57,7 @@ def test_the_stage_recommends_and_ranks_as_the_single_node_engine(spark, u1: Pre
 
 def test_rated_items_stay_in_the_lists_when_asked(spark, u1: Prepared) -> None:  # type: ignore[no-untyped-def]
     """--include-rated: the same switch as the single-node engine's, with the same effect on the metrics."""
-    options = {"data": "ml-100k:u1", "top_k": 10, "test": u1.test_for(True), "exclude_rated": False}
+    options: dict[str, Any] = {"data": "ml-100k:u1", "top_k": 10, "test": u1.test_for(True), "exclude_rated": False}
     single = run_engine("torch", u1.input_for(True), params=PARAMS, **options)
     result = run_engine("torch-spark", u1.input_for(True), params=PARAMS, spark=spark, **options)
     assert result.metrics.baseline == single.metrics.baseline
