@@ -114,8 +114,8 @@ class TaskFigures:
     meet_s: float  # the process group's rendezvous and the read counts' sum: waits for the slowest reader
     setup_s: float  # id exchange, indexing and CSR blocks
     fit_s: float
-    predict_s: float
-    evaluate_s: float  # rating errors and ranking metrics
+    predict_s: float  # the predictions and their errors, a chunk at a time (never all at once)
+    evaluate_s: float  # the errors' sums and counts all-reduced, and the ranking metrics
     recommend_s: float
 
 
@@ -324,32 +324,30 @@ def _values(column: pa.Array, dtype: type) -> np.ndarray:
 
 
 def _read(batches: Iterable[pa.RecordBatch]) -> tuple[list[Block], list[int]]:
-    """The task's shuffled chunks as one `Block` per side, and the read counts its chunks carry."""
-    pieces: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in SIDES]
+    """The task's shuffled chunks as one `Block` per side, and the read counts its chunks carry.
+
+    Each Arrow batch is unpacked into numpy pieces as it arrives and then dropped, and each side's
+    pieces are joined and dropped in turn: the peak is about twice the bytes held, not three times.
+    """
+    pieces: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in SIDES]
     read = np.zeros(len(READ), dtype=np.int64)
-    kept = []
+    mask = np.uint64((1 << 31) - 1)
     for batch in batches:
-        kept.append(batch)  # the views below point into its buffers
         codes, ratings = _values(batch.column("code"), np.uint64), _values(batch.column(RATING), np.float32)
         sizes = np.stack([_column(batch, f"n{s}", np.int64) for s in SIDES], axis=1).reshape(-1)
-        ends = np.cumsum(sizes)
-        for at, (end, size) in enumerate(zip(ends.tolist(), sizes.tolist(), strict=True)):
+        for at, (end, size) in enumerate(zip(np.cumsum(sizes).tolist(), sizes.tolist(), strict=True)):
             if size:
-                pieces[at % len(SIDES)].append((codes[end - size:end], ratings[end - size:end]))
+                code = codes[end - size:end]
+                pieces[at % len(SIDES)].append(((code >> np.uint64(31)).astype(np.int32),
+                                                (code & mask).astype(np.int32), ratings[end - size:end].copy()))
         read += np.stack([_column(batch, name, np.int64) for name in READ]).sum(axis=1)
+        del batch, codes, ratings
     blocks = []
-    mask = np.uint64((1 << 31) - 1)
-    for side in pieces:
-        total = sum(len(code) for code, _ in side)
-        block = Block(np.empty(total, np.int32), np.empty(total, np.int32), np.empty(total, np.float32))
-        at = 0
-        for code, rating in side:
-            block.user[at:at + len(code)] = code >> np.uint64(31)
-            block.item[at:at + len(code)] = code & mask
-            block.rating[at:at + len(code)] = rating
-            at += len(code)
-        blocks.append(block)
-    del pieces, kept
+    for side in SIDES:
+        parts, pieces[side] = pieces[side], []
+        blocks.append(Block(*(np.concatenate([part[at] for part in parts] or [np.empty(0, dtype)])
+                              for at, dtype in enumerate((np.int32, np.int32, np.float32)))))
+        del parts
     pa.default_memory_pool().release_unused()  # Arrow's pool is not the heap torch allocates from
     return blocks, read.tolist()
 
@@ -377,12 +375,33 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(ids, values).astype(np.int32)
 
 
-def _predict(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """x_u . y_i for each (row, col) pair, a million at a time so the gathered factors stay small."""
-    import torch
+class _Rows:
+    """The row index of each rating of a CSR side, sliced on demand (it is never built whole)."""
 
-    return torch.cat([(users[rows[at:at + PREDICT_CHUNK]] * items[cols[at:at + PREDICT_CHUNK]]).sum(dim=1)
-                      for at in range(0, len(rows), PREDICT_CHUNK)] or [users.new_zeros(0)])
+    def __init__(self, side: Side) -> None:
+        self.crow = side.indicator.crow_indices().long()
+
+    def __getitem__(self, at: slice) -> torch.Tensor:
+        import torch
+
+        positions = torch.arange(at.start, min(at.stop, int(self.crow[-1])), device=self.crow.device)
+        return torch.searchsorted(self.crow, positions, right=True) - 1
+
+
+def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows, cols: torch.Tensor,
+            truth: torch.Tensor,
+            clip: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(sum of squared, sum of absolute) errors of the predictions x_u . y_i of the (row, col) pairs
+    (each clipped to `clip` where given) against `truth`, in double precision, a million at a time so
+    that neither the gathered factor rows nor the predictions ever exist whole."""
+    squared = absolute = 0.0
+    for at in range(0, len(truth), PREDICT_CHUNK):
+        predicted = (users[rows[at:at + PREDICT_CHUNK].long()] * items[cols[at:at + PREDICT_CHUNK].long()]).sum(dim=1)
+        predicted = predicted.clamp(*clip) if clip is not None else predicted
+        diff = predicted.double() - truth[at:at + PREDICT_CHUNK].double()
+        squared += float((diff * diff).sum())
+        absolute += float(diff.abs().sum())
+    return squared, absolute
 
 
 def _task_device(context: BarrierTaskContext, name: str) -> str:
@@ -513,26 +532,22 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
                 als.synchronize(device)
                 seconds["fit_s"] = lap()
 
-                train_pred = _predict(mine, items, _rows(user_side), user_side.indicator.col_indices())
+                train_sums = _errors(mine, items, _Rows(user_side), user_side.indicator.col_indices(),
+                                     user_side.weighted.values())
                 hu, hi = lookup(my_users, held_u.user), lookup(item_ids, held_u.item)
                 known = (hu >= 0) & (hi >= 0)
-                held_pred = _predict(mine, items, torch.from_numpy(hu[known]).to(device),
-                                     torch.from_numpy(hi[known]).to(device))
+                held_sums = _errors(mine, items, torch.from_numpy(hu[known]).to(device),
+                                    torch.from_numpy(hi[known]).to(device),
+                                    torch.from_numpy(held_u.rating[known]).to(device), wanted.clip)
                 als.synchronize(device)
                 seconds["predict_s"] = lap()
 
-                diff = train_pred.double() - user_side.weighted.values().double()
-                del train_pred
-                clipped = held_pred.clamp(*wanted.clip) if wanted.clip is not None else held_pred
-                held_diff = clipped.double() - torch.from_numpy(held_u.rating[known]).to(device).double()
                 # Users and items of the holdout that training never saw count too (each task owns its own).
                 new_users = np.unique(held_u.user[hu < 0])
                 new_items = np.unique(held_i.item[lookup(my_items, held_i.item) < 0])
-                sums = all_sum(group, [float((diff * diff).sum()), float((held_diff**2).sum()),
-                                       float(held_diff.abs().sum()), float(len(held_diff)),
+                sums = all_sum(group, [train_sums[0], *held_sums, float(np.count_nonzero(known)),
                                        float(len(my_users) + len(new_users)), float(len(my_items) + len(new_items)),
                                        float(len(held_u.rating)), float(len(my_users))])
-                del diff
                 row |= dict(zip(("sq", "hsq", "habs"), sums[:3], strict=True))
                 row |= dict(zip(("holdout_predictions", "users", "items", "holdout", "listed"), map(int, sums[3:]),
                                 strict=True))
