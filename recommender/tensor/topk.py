@@ -35,7 +35,7 @@ def top_k(users: torch.Tensor, items: torch.Tensor, k: int, rated: torch.Tensor 
         raise ValueError(f"top-k needs k >= 1, not {k}")
     k = min(k, items.shape[0])
     n_users = users.shape[0]
-    chunk = max(1, chunk_bytes // (4 * max(items.shape[0], 1)))
+    chunk = max(1, chunk_bytes // (users.element_size() * max(items.shape[0], 1)))
     out_items = torch.empty(n_users, k, dtype=torch.int64, device=users.device)
     out_scores = torch.empty(n_users, k, dtype=users.dtype, device=users.device)
     crow = rated.crow_indices() if rated is not None else None
