@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from recommender.tensor.collective import Group
 
 PREDICT_CHUNK = 1 << 20  # ratings predicted at a time: bounds the gathered factor rows' memory
+TOP_K_CHUNK_BYTES = 64 << 20  # one top-k chunk's scores: a task's blocks share its executor's memory
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a task's blocks arrive in few large pieces
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
 # The side of a routed rating: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
@@ -573,7 +574,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
 
                 if wanted.top_k:
                     rated = user_side.indicator if wanted.exclude_rated else None
-                    best = top_k(mine, items, wanted.top_k, rated)
+                    best = top_k(mine, items, wanted.top_k, rated, TOP_K_CHUNK_BYTES)
                     als.synchronize(device)
                     row["k"] = best.items.shape[1]
                     seconds["recommend_s"] = lap()
@@ -581,7 +582,8 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
                         counts = torch.bincount(user_side.indicator.col_indices().long(), minlength=len(item_ids))
                         popularity = ranking.popularity_from_counts(sum_tensor(group, counts).numpy())
                         lists = rank_lists(best, torch.from_numpy(popularity), rated, my_users, item_ids,
-                                           held_u.user, held_u.item, held_u.rating, wanted.relevance)
+                                           held_u.user, held_u.item, held_u.rating, wanted.relevance,
+                                           TOP_K_CHUNK_BYTES)
                         row |= dict(zip(SUMS[3:], _ranked(group, *lists), strict=True))
                         seconds["evaluate_s"] += lap()
                 if wanted.factors:

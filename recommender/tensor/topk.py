@@ -55,7 +55,7 @@ def top_k(users: torch.Tensor, items: torch.Tensor, k: int, rated: torch.Tensor 
 
 def rank_lists(best: TopK, popularity: torch.Tensor, rated: torch.Tensor | None, user_ids: np.ndarray,
                item_ids: np.ndarray, held_users: np.ndarray, held_items: np.ndarray, held_ratings: np.ndarray,
-               relevance: float | None) -> tuple[Ranking | None, Ranking | None]:
+               relevance: float | None, chunk_bytes: int = CHUNK_BYTES) -> tuple[Ranking | None, Ranking | None]:
     """The ranking metrics (recommender/ranking.py) of `best` (rows: `user_ids`) and of the most-popular
     baseline's lists (`top_k` on the `popularity` scores of `ranking.popularity_scores`, rated items
     left out the same way) on the relevant held-out (user id, item id, rating) triples."""
@@ -64,7 +64,7 @@ def rank_lists(best: TopK, popularity: torch.Tensor, rated: torch.Tensor | None,
     k = best.items.shape[1]
     device = best.items.device
     ones = torch.ones(len(user_ids), 1, dtype=torch.float64, device=device)
-    popular = top_k(ones, popularity.to(device)[:, None], k, rated)
+    popular = top_k(ones, popularity.to(device)[:, None], k, rated, chunk_bytes)
 
     def raw(lists: TopK) -> np.ndarray:  # item ids, NO_ITEM where a list ran out (score -inf)
         found = torch.isfinite(lists.scores).cpu().numpy()
