@@ -172,8 +172,7 @@ class StageFigures:
 class Trained:
     """What the stage returns to the driver: global sums, per-task figures, factors if asked for."""
 
-    counts: dict[str, int]  # rows0, bad0, rows1, bad1 (read), users, items (over all ratings), train, holdout,
-    # holdout_predictions
+    counts: dict[str, int]  # READ, then users, items (over all ratings), train, holdout, holdout_predictions, listed
     sums: dict[str, float]  # sq (training), hsq, habs (holdout)
     ranking: Ranking | None  # the model's lists on the holdout (with top_k)
     baseline: Ranking | None  # the most-popular lists'
@@ -181,12 +180,6 @@ class Trained:
     figures: StageFigures
     users: tuple[np.ndarray, np.ndarray] | None  # (sorted user ids, their factors) when asked for
     items: tuple[np.ndarray, np.ndarray] | None
-
-    @property
-    def complete(self) -> bool:
-        """Whether the stage fitted: every row read valid and some ratings left for training."""
-        c = self.counts
-        return c["rows0"] > 0 and not c["bad0"] and not c["bad1"] and c["train"] > 0
 
 
 COUNTED = (*READ, "users", "items", "train", "holdout", "holdout_predictions", "listed", "k")
@@ -615,7 +608,7 @@ def _attempt(spark: SparkSession, stage: int) -> int:
 def train(spark: SparkSession, frame: DataFrame, params: ALSParams, blocks: int, device: str = "cpu",
           wanted: Wanted = Wanted()) -> Trained:
     """Route `frame` (a `source`) and fit, predict, evaluate and recommend in one barrier stage of
-    `blocks` tasks. An incomplete result (bad rows, no ratings: `Trained.complete`) fitted nothing."""
+    `blocks` tasks. Where the rows read hold bad rows or no training ratings (`_check` says so) it fitted nothing."""
     sc = spark.sparkContext
     slots = sc.defaultParallelism // int(sc.getConf().get("spark.task.cpus", "1"))
     if blocks > slots:
