@@ -58,5 +58,10 @@ def evaluate(lists: np.ndarray, list_users: np.ndarray, held_users: np.ndarray, 
 def popularity_scores(train_items: np.ndarray, n_items: int) -> np.ndarray:
     """A score per item index that orders items by training count, most rated first, ties by the
     lower index (the lower id): count * n + (n - 1 - index), exact in float64 below 2^53."""
-    counts = np.bincount(train_items, minlength=n_items).astype(np.float64)
-    return counts * n_items + (n_items - 1 - np.arange(n_items, dtype=np.float64))
+    return popularity_from_counts(np.bincount(train_items, minlength=n_items))
+
+
+def popularity_from_counts(counts: np.ndarray) -> np.ndarray:
+    """`popularity_scores` from each item index's training count (a distributed engine sums them)."""
+    n_items = len(counts)
+    return counts.astype(np.float64) * n_items + (n_items - 1 - np.arange(n_items, dtype=np.float64))

@@ -96,7 +96,7 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",
         ("df",), Launcher.PYSPARK, frozenset({Need.JVM, Need.TORCH}), engine="recommender.spark.engines:torch_spark",
-        devices=("cpu", "cuda"), emr=False, reads_parquet=True,
+        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True,
     ),
 )
 

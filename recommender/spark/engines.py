@@ -41,9 +41,9 @@ def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
 
     spark = SparkSession.active()
     figures: list[on_spark.StageFigures] = []
-    counts, metrics, examples = on_spark.run(spark, job.path, job.params, job.skip_bad_rows, timer,
-                                             device=job.device, report=figures.append)
+    counts, metrics, examples, recommended = on_spark.run(spark, job, timer, report=figures.append)
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
     torch_info = TorchRuntime(torch.__version__, job.device, task_cpus)
     return Outcome(counts, metrics, Runtime(spark_runtime(spark), torch_info), blocks(spark, job), examples,
-                   resources={k: float(v) for k, v in figures[0].extra_info().items()} if figures else {})
+                   resources={k: float(v) for k, v in figures[0].extra_info().items()} if figures else {},
+                   recommended=recommended)

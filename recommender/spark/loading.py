@@ -184,31 +184,51 @@ def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFr
     return exact, loaded
 
 
-def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
-    """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
-    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings finite float32.
-    (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
+def is_parquet(path: str) -> bool:
+    """A `.parquet` file or folder: this suite's Parquet conversion, not the study's text."""
+    return path.rstrip("/").endswith(".parquet")
+
+
+def read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    """A Parquet conversion's (user int, item int, rating float), read lazily and not yet checked."""
     if urlparse(path).scheme in ("", "file") and not Path(urlparse(path).path).exists():
         raise BadInputError(path, "file does not exist")
     try:
         table = spark.read.parquet(path)
-        ratings = table.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
-                               F.col(RATING).cast("float").alias(RATING)).cache()
+        return table.select(F.col(USER).cast("int").alias(USER), F.col(ITEM).cast("int").alias(ITEM),
+                            F.col(RATING).cast("float").alias(RATING))
     except AnalysisException as error:
         raise BadInputError(path, f"not a Parquet table with columns {USER}, {ITEM}, {RATING} ({error})") from None
+
+
+def parquet_row_ok() -> Column:
+    """True for a row of `read_parquet` that is a rating: ids non-negative, rating finite (never null)."""
     good = (F.col(USER) >= 0) & (F.col(ITEM) >= 0) & ~F.isnan(RATING) & (F.abs(F.col(RATING)) < float("inf"))
-    row = ratings.agg(F.count("*").alias("n"), F.sum(F.coalesce(good, F.lit(False)).cast("long")).alias("ok")).first()
+    return F.coalesce(good, F.lit(False))
+
+
+def bad_parquet_rows(bad: int) -> str:
+    """The problem of a Parquet table with `bad` rows that `parquet_row_ok` rejects."""
+    return f"{bad} rows with a negative or missing id or a non-finite rating"
+
+
+def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
+    """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
+    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings finite float32.
+    (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
+    ratings = read_parquet(spark, path).cache()
+    row = ratings.agg(F.count("*").alias("n"), F.sum(parquet_row_ok().cast("long")).alias("ok")).first()
     assert row is not None
     if not row["n"]:
         raise BadInputError(path, "no ratings (the table is empty)")
     if row["ok"] != row["n"]:
-        raise BadInputError(path, f"{row['n'] - row['ok']} rows with a negative or missing id or a non-finite rating")
+        raise BadInputError(path, bad_parquet_rows(row["n"] - row["ok"]))
     return ratings, Loaded(row["n"], 0)
 
 
 def load_ratings(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
     """`load_parquet` for a `.parquet` file or folder, else `load_df` on the study's text."""
-    if path.rstrip("/").endswith(".parquet"):
+    if is_parquet(path):
         return load_parquet(spark, path)
     return load_df(spark, path, skip_bad_rows)
 

@@ -106,7 +106,12 @@ class Layout:
 
 def all_sum(group: Group, values: list[float]) -> list[float]:
     """The element-wise sum over all tasks, in double precision."""
-    tensor = torch.tensor(values, dtype=torch.float64, device=group.comm)
+    return [float(v) for v in sum_tensor(group, torch.tensor(values, dtype=torch.float64))]
+
+
+def sum_tensor(group: Group, tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of every task's `tensor` (the same shape everywhere), on the CPU."""
+    on_comm = tensor.to(group.comm)
     with _collective(group):
-        dist.all_reduce(tensor)
-    return [float(v) for v in tensor.cpu()]
+        dist.all_reduce(on_comm)
+    return on_comm.cpu()

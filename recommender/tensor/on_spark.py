@@ -1,13 +1,20 @@
 """`impl torch-spark`: the `tensor.als` solver, the whole fit in one Spark barrier stage.
 
-Spark's shuffle routes each rating once to the task that owns its user and once to the task that
-owns its item (a hash of the id picks the task; holdout ratings travel the same way), packed per
-input batch into one binary chunk per task. Each task keeps its user block and item block as torch
-tensors, on its own GPU where Spark assigned one, for the whole fit. Every half-iteration each task
-solves its rows (`als.solve_side`) and torch.distributed all-gathers the solved side
-(`tensor.collective`).
-Predict and evaluate run in the same tasks; their sums are all-reduced, so only one small row per
-task, and the factors only when asked for, cross back to the driver.
+One Spark job. Its shuffle-map stage reads the input (the Parquet conversion straight from disk,
+checked row by row in the same pass, or the study's text as `load_df` checked it) and routes each
+rating once to the task that owns its user and once to the task that owns its item (a hash of the
+id picks the task; holdout or `--test` ratings travel the same way), packed per input batch into
+one binary chunk per task. Each barrier task keeps its user block and item block as torch tensors,
+on its own GPU where Spark assigned one, for the whole fit. Every half-iteration each task solves
+its rows (`als.solve_side`) and torch.distributed all-gathers the solved side (`tensor.collective`).
+Predict, evaluate and recommend (each task's users' top-k against the gathered item factors, and
+their ranking metrics) run in the same tasks; their sums are all-reduced, so only one small row
+per task, and the factors only when asked for, cross back to the driver.
+
+Phases (`run`): load is the driver's wait until every task holds its ratings and the group has met
+(the Parquet read and check, the routing pass and shuffle write, the tasks' launch, imports and
+shuffle read); fit is the tasks' setup (id exchange, CSR blocks) and iterations; predict, evaluate
+and recommend are the tasks' own steps. Each of those is the slowest task's; load is the rest.
 
 Barrier mode, and why `DataFrame.mapInArrow(..., barrier=True)`: Spark's `TorchDistributor`
 runs `sc.parallelize(range(n), n).barrier().mapPartitions(...)` and starts `torchrun` in each
@@ -23,14 +30,17 @@ so the model equals its model up to the order of float32 sums.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
 import resource
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,67 +50,121 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recommender.data.columns import ITEM, RATING, USER
+from recommender.data.formats import BadInputError
+from recommender.engine import Job
 from recommender.params import ALSParams
-from recommender.result import Counts, Metrics
+from recommender.result import Counts, Metrics, Ranking, Recommended
 from recommender.spark.df import split
-from recommender.spark.loading import load_ratings
+from recommender.spark.loading import (
+    Loaded,
+    bad_parquet_rows,
+    is_parquet,
+    load_df,
+    no_training_left,
+    parquet_row_ok,
+    read_parquet,
+)
 from recommender.timing import PhaseTimer
 
 if TYPE_CHECKING:
     import torch
 
+    from recommender.tensor.als import Side
+    from recommender.tensor.collective import Group
+
 PREDICT_CHUNK = 1 << 20  # ratings predicted at a time: bounds the gathered factor rows' memory
+TOP_K_CHUNK_BYTES = 64 << 20  # one top-k chunk's scores: a task's blocks share its executor's memory
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a task's blocks arrive in few large pieces
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
-# The side column: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
-BY_USER, BY_ITEM, HELD_BY_USER, HELD_BY_ITEM = range(4)
+# The side of a routed rating: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
+BY_USER, BY_ITEM, HELD_BY_USER, HELD_BY_ITEM = SIDES = range(4)
+# The routing pass's input columns besides user, item and rating: the input file (0: --data, 1: --test),
+# whether the row is a valid rating, whether it is held out.
+FILE, OK, HELD = "_file", "_ok", "_held"
+# Per input file, the rows read: valid ratings and bad rows (the routing pass counts them, the stage sums them).
+READ = ("rows0", "bad0", "rows1", "bad1")
+WARM_UP = "torch-spark-import"  # the thread that imports torch ahead of the barrier tasks
+RANKED = ("users", "precision", "recall", "ndcg", "map")  # a Ranking's user-weighted sums, all-reduced
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the stage computes besides the fit and the rating errors (the Job's options)."""
+
+    top_k: int = 0  # the recommend phase's k, 0 for none
+    exclude_rated: bool = True
+    relevance: float | None = None
+    clip: tuple[float, float] | None = None  # holdout predictions clipped to this scale for RMSE/MAE
+    factors: bool = False  # the factors back to the driver
+
+    @classmethod
+    def of(cls, job: Job) -> Wanted:
+        return cls(job.top_k, job.exclude_rated, job.relevance, job.clip)
 
 
 @dataclass(frozen=True)
 class TaskFigures:
-    """What one barrier task held and how long its steps took (seconds)."""
+    """What one barrier task held, its memory and how long its steps took (seconds)."""
 
     task: int  # its partition, the rank in the process group
     stage: int  # the Spark stage id, to look its attempts up
     rows: int  # ratings this task received: its user block, item block and holdout
-    held_bytes: int  # those rows unpacked: int8 side, int32 user and item, float32 rating
+    held_bytes: int  # those rows unpacked: int32 user and item, float32 rating
     tensor_bytes: int  # the blocks and factor matrices it kept as torch tensors
+    start_rss_bytes: int  # resident memory of its Python worker once torch is imported, before the data
     peak_rss_bytes: int  # peak resident memory of its Python worker process
     peak_device_bytes: int  # peak CUDA memory, 0 on the CPU
-    import_s: float  # torch and this package, in a fresh Python worker
+    import_s: float  # torch and this package: what is left of `warm_up`'s import when the task starts
     read_s: float  # shuffle read and the chunks to numpy
-    setup_s: float  # rendezvous, id exchange, indexing and CSR blocks
+    meet_s: float  # the process group's rendezvous and the read counts' sum: waits for the slowest reader
+    setup_s: float  # id exchange, indexing and CSR blocks
     fit_s: float
-    predict_s: float
-    evaluate_s: float
+    predict_s: float  # the predictions and their errors, a chunk at a time (never all at once)
+    evaluate_s: float  # the errors' sums and counts all-reduced, and the ranking metrics
+    recommend_s: float
 
 
 @dataclass(frozen=True)
 class StageFigures:
-    """The barrier stage as a whole, for the result's `extra_info`."""
+    """The barrier stage as a whole, for the result's `resources`."""
 
     tasks: tuple[TaskFigures, ...]
     attempt: int  # the stage attempt that succeeded: > 0 after Spark retried the stage
-    stage_s: float  # the driver's wait for the job: shuffle write, launch and the barrier stage
+    stage_s: float  # the driver's wait for the job: read, route, shuffle, launch and the barrier stage
+
+    def solve_seconds(self) -> dict[str, float]:
+        """The phases the tasks time once they hold their ratings, each the slowest task's."""
+        def slowest(step: Callable[[TaskFigures], float]) -> float:
+            return max(step(task) for task in self.tasks)
+
+        return {"fit": slowest(lambda t: t.setup_s + t.fit_s), "predict": slowest(lambda t: t.predict_s),
+                "evaluate": slowest(lambda t: t.evaluate_s), "recommend": slowest(lambda t: t.recommend_s)}
 
     def extra_info(self) -> dict[str, float | int]:
-        """Per-executor peaks and where the stage's time went (the slowest task's steps)."""
-        def seconds(task: TaskFigures) -> float:
-            return task.import_s + task.read_s + task.setup_s + task.fit_s + task.predict_s + task.evaluate_s
+        """Per-executor memory (peak RSS absolute, and above the worker's RSS after imports, against
+        the ratings' bytes held) and where the stage's load time went (the slowest task's steps)."""
+        def slowest(name: str) -> float:
+            return round(max(getattr(task, name) for task in self.tasks), 4)
 
-        slowest = max(self.tasks, key=seconds)
+        above = [t.peak_rss_bytes - t.start_rss_bytes for t in self.tasks]
         return {
             "tasks": len(self.tasks),
             "stage_attempt": self.attempt,
             "peak_rss_bytes_max": max(t.peak_rss_bytes for t in self.tasks),
+            "peak_rss_above_start_bytes_max": max(above),
+            "start_rss_bytes_max": max(t.start_rss_bytes for t in self.tasks),
             "peak_device_bytes_max": max(t.peak_device_bytes for t in self.tasks),
             "held_bytes_max": max(t.held_bytes for t in self.tasks),
             "tensor_bytes_max": max(t.tensor_bytes for t in self.tasks),
-            "shuffle_write_and_launch_s": round(self.stage_s - seconds(slowest), 4),
-            "task_import_s": round(slowest.import_s, 4),
-            "task_read_s": round(slowest.read_s, 4),
-            "task_setup_s": round(slowest.setup_s, 4),
-            "task_fit_s": round(slowest.fit_s, 4),
+            "peak_rss_per_held_byte": round(max(t.peak_rss_bytes / max(t.held_bytes, 1) for t in self.tasks), 3),
+            "rss_growth_per_held_byte": round(max(a / max(t.held_bytes, 1) for a, t in zip(above, self.tasks,
+                                                                                           strict=True)), 3),
+            "stage_load_s": round(self.stage_s - sum(self.solve_seconds().values()), 4),
+            "task_import_s": slowest("import_s"),
+            "task_read_s": slowest("read_s"),
+            "task_meet_s": slowest("meet_s"),
+            "task_setup_s": slowest("setup_s"),
+            "task_fit_s": slowest("fit_s"),
         }
 
 
@@ -108,24 +172,30 @@ class StageFigures:
 class Trained:
     """What the stage returns to the driver: global sums, per-task figures, factors if asked for."""
 
-    counts: dict[str, int]  # users, items (over all ratings), train, holdout, holdout_predictions
+    counts: dict[str, int]  # READ, then users, items (over all ratings), train, holdout, holdout_predictions, listed
     sums: dict[str, float]  # sq (training), hsq, habs (holdout)
+    ranking: Ranking | None  # the model's lists on the holdout (with top_k)
+    baseline: Ranking | None  # the most-popular lists'
+    k: int  # the lists' length (top_k, at most the items), 0 without top_k
     figures: StageFigures
     users: tuple[np.ndarray, np.ndarray] | None  # (sorted user ids, their factors) when asked for
     items: tuple[np.ndarray, np.ndarray] | None
 
 
-SUMS = ("sq", "n", "hsq", "habs", "hn", "users", "items", "holdout")
-SCHEMA = ", ".join(
-    [f"{name} double" for name in SUMS]
-    + [f"{f.name} {'double' if f.type == 'float' else 'long'}" for f in fields(TaskFigures)]
-    + ["user_factors binary", "item_factors binary"]
-)
+COUNTED = (*READ, "users", "items", "train", "holdout", "holdout_predictions", "listed", "k")
+SUMS = ("sq", "hsq", "habs", *(f"{who}_{name}" for who in ("model", "base") for name in RANKED))
+OUTPUT = ([(name, "long") for name in COUNTED] + [(name, "double") for name in SUMS]
+          + [(f.name, "double" if f.type == "float" else "long") for f in fields(TaskFigures)]
+          + [("user_factors", "binary"), ("item_factors", "binary")])  # a task's one row
+SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT)
+ARROW_TYPES = {"long": pa.int64(), "double": pa.float64(), "binary": pa.binary()}
+PACKED = f"key long, code binary, {RATING} binary, " + ", ".join(f"n{s} long" for s in SIDES) + ", " + \
+    ", ".join(f"{name} long" for name in READ)
 
 
 def owner(ids: np.ndarray, blocks: int) -> np.ndarray:
-    """The task that owns each id: a multiplicative hash, so that consecutive ids spread evenly."""
-    return ((ids.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32) % np.uint64(blocks)).astype(np.int64)
+    """The task that owns each id: a multiplicative hash (mod 2^32), so that consecutive ids spread evenly."""
+    return (ids.astype(np.uint32) * np.uint32(2654435761)) % np.uint32(blocks)
 
 
 def partition_keys(spark: SparkSession, blocks: int) -> list[int]:
@@ -140,37 +210,91 @@ def partition_keys(spark: SparkSession, blocks: int) -> list[int]:
     return [keys[t] for t in range(blocks)]
 
 
-def _route(ratings: DataFrame, params: ALSParams, blocks: int, spark: SparkSession) -> DataFrame:
-    """Each rating twice, to the task that owns its user and to the task that owns its item.
+@dataclass(frozen=True)
+class Source:
+    """The routing pass's input (user, item, rating, FILE, OK, HELD), lazily read, and the text loads' counts."""
+
+    frame: DataFrame
+    skipped: int
+    examples: list[str]
+
+
+def source(spark: SparkSession, job: Job) -> Source:
+    """The job's ratings (and its --test ratings) for `route`: a Parquet conversion is read lazily and
+    checked row by row in the routing pass (OK); the study's text is parsed and checked by `load_df`."""
+    frames: list[DataFrame] = []
+    loads: list[Loaded] = []
+    for index, path in enumerate([job.path] + ([job.test] if job.test is not None else [])):
+        if is_parquet(path):
+            frame = read_parquet(spark, path).withColumn(OK, parquet_row_ok())
+        else:
+            frame, loaded = load_df(spark, path, job.skip_bad_rows)
+            frame, loads = frame.withColumn(OK, F.lit(True)), [*loads, loaded]
+        frames.append(frame.withColumn(FILE, F.lit(index)))
+    frame = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    if job.test is not None:
+        held = F.col(FILE) == 1
+    else:
+        held = split(frame, job.params)[2] if job.params.holdout else F.lit(False)
+    examples = [example for loaded in loads for example in loaded.examples]
+    return Source(frame.withColumn(HELD, held), sum(loaded.skipped for loaded in loads), examples)
+
+
+def _column(batch: pa.RecordBatch, name: str, dtype: type) -> np.ndarray:
+    return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
+    """Each valid rating twice, to the task that owns its user and to the task that owns its item.
 
     One Arrow pass packs each input batch into one row per task: a key that hash partitioning sends
     to that task, and two binary columns holding the task's ratings of the batch as numpy arrays
-    (`code` packs the side in 2 bits, user and item in 31 bits each; the rating). Spark's shuffle then
-    moves a few large binary values instead of twice as many rows as ratings.
+    (user << 31 | item as uint64; the float32 rating) ordered by side, with the side sizes. The row
+    for task 0 also counts the batch's valid and bad rows per file. Spark's shuffle then moves a few
+    large binary values instead of twice as many rows as ratings.
     """
-    held = split(ratings, params)[2] if params.holdout else F.lit(False)
-    keys = partition_keys(spark, blocks)
+    task_type = np.uint8 if len(SIDES) * blocks <= 256 else np.uint16  # small keys: numpy's radix sort
 
     def pack(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+        warm_up()
         for batch in batches:
-            user = batch.column(USER).to_numpy(zero_copy_only=False).astype(np.uint64)
-            item = batch.column(ITEM).to_numpy(zero_copy_only=False).astype(np.uint64)
-            rating = batch.column(RATING).to_numpy(zero_copy_only=False).astype(np.float32)
-            held_side = batch.column("held").to_numpy(zero_copy_only=False).astype(np.uint64) * np.uint64(2)
-            ids = (user << np.uint64(31)) | item
-            by_user = (held_side << np.uint64(62)) | ids
-            by_item = ((held_side + np.uint64(1)) << np.uint64(62)) | ids
-            user_task, item_task = owner(user, blocks), owner(item, blocks)
-            out: dict[str, list[object]] = {"key": [], "code": [], RATING: []}
-            for task in range(blocks):
-                mine_u, mine_i = user_task == task, item_task == task
-                out["key"].append(keys[task])
-                out["code"].append(np.concatenate([by_user[mine_u], by_item[mine_i]]).tobytes())
-                out[RATING].append(np.concatenate([rating[mine_u], rating[mine_i]]).tobytes())
+            ok, file = _column(batch, OK, np.bool_), _column(batch, FILE, np.int8)
+            read = [int(np.count_nonzero(valid & (file == f))) for f in (0, 1) for valid in (ok, ~ok)]
+            if not ok.all():
+                batch = batch.filter(pa.array(ok))
+            user, item = _column(batch, USER, np.int32), _column(batch, ITEM, np.int32)
+            rating, held = _column(batch, RATING, np.float32), _column(batch, HELD, np.bool_)
+            code = (user.astype(np.uint64) << np.uint64(31)) | item.astype(np.uint64)
+            side = held.astype(np.int64) * HELD_BY_USER
+            target = np.concatenate([owner(user, blocks) * len(SIDES) + side,
+                                     owner(item, blocks) * len(SIDES) + side + 1]).astype(task_type)
+            order = np.argsort(target, kind="stable")
+            codes, ratings = np.concatenate([code, code])[order], np.concatenate([rating, rating])[order]
+            sizes = np.bincount(target, minlength=len(SIDES) * blocks).reshape(blocks, len(SIDES))
+            bounds = np.concatenate([[0], np.cumsum(sizes.sum(axis=1))])
+            out: dict[str, object] = {
+                "key": keys, "code": [codes[bounds[t]:bounds[t + 1]].tobytes() for t in range(blocks)],
+                RATING: [ratings[bounds[t]:bounds[t + 1]].tobytes() for t in range(blocks)],
+            }
+            out |= {f"n{s}": sizes[:, s].tolist() for s in SIDES}
+            out |= {name: [count] + [0] * (blocks - 1) for name, count in zip(READ, read, strict=True)}
             yield pa.RecordBatch.from_pydict(out)
 
-    columns = ratings.select(USER, ITEM, RATING, held.alias("held"))
-    return columns.mapInArrow(pack, f"key long, code binary, {RATING} binary").repartition(blocks, "key")
+    columns = frame.select(USER, ITEM, RATING, FILE, OK, HELD)
+    return columns.mapInArrow(pack, PACKED).repartition(blocks, "key")
+
+
+def warm_up() -> None:
+    """Import torch and the solver in the background, once per Python worker: Spark reuses the
+    routing pass's workers for the barrier tasks, which then find them imported."""
+    if "torch" not in sys.modules and not any(t.name == WARM_UP for t in threading.enumerate()):
+        threading.Thread(target=_import_solver, name=WARM_UP, daemon=True).start()
+
+
+def _import_solver() -> None:
+    """The modules each barrier task imports (see `_trainer`)."""
+    for name in ("recommender.tensor.collective", "recommender.tensor.single", "recommender.tensor.topk"):
+        importlib.import_module(name)
 
 
 def _fail_for_test(context: BarrierTaskContext) -> None:
@@ -189,16 +313,55 @@ def _fail_for_test(context: BarrierTaskContext) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _read(batches: Iterable[pa.RecordBatch]) -> dict[str, np.ndarray]:
-    """The task's shuffled chunks as numpy columns: side, user, item, rating (`_route` packs them)."""
-    codes, ratings = [], []
-    for batch in batches:
-        codes += [np.frombuffer(blob, dtype=np.uint64) for blob in batch.column("code").to_pylist()]
-        ratings += [np.frombuffer(blob, dtype=np.float32) for blob in batch.column(RATING).to_pylist()]
-    code = np.concatenate(codes or [np.empty(0, np.uint64)])
+@dataclass
+class Block:
+    """One side's ratings in a task (numpy, freed field by field as the setup consumes them)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.user.nbytes + self.item.nbytes + self.rating.nbytes
+
+
+def _values(column: pa.Array, dtype: type) -> np.ndarray:
+    """All values of a binary column's rows as one numpy array, without copying (Arrow's data buffer)."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+    size = np.dtype(dtype).itemsize
+    if offsets[-1] == offsets[0]:
+        return np.empty(0, dtype)
+    return np.frombuffer(column.buffers()[2], dtype, count=(offsets[-1] - offsets[0]) // size, offset=int(offsets[0]))
+
+
+def _read(batches: Iterable[pa.RecordBatch]) -> tuple[list[Block], list[int]]:
+    """The task's shuffled chunks as one `Block` per side, and the read counts its chunks carry.
+
+    Each Arrow batch is unpacked into numpy pieces as it arrives and then dropped, and each side's
+    pieces are joined and dropped in turn: the peak is about twice the bytes held, not three times.
+    """
+    pieces: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in SIDES]
+    read = np.zeros(len(READ), dtype=np.int64)
     mask = np.uint64((1 << 31) - 1)
-    return {"side": (code >> np.uint64(62)).astype(np.int8), USER: ((code >> np.uint64(31)) & mask).astype(np.int32),
-            ITEM: (code & mask).astype(np.int32), RATING: np.concatenate(ratings or [np.empty(0, np.float32)])}
+    for batch in batches:
+        codes, ratings = _values(batch.column("code"), np.uint64), _values(batch.column(RATING), np.float32)
+        sizes = np.stack([_column(batch, f"n{s}", np.int64) for s in SIDES], axis=1).reshape(-1)
+        for at, (end, size) in enumerate(zip(np.cumsum(sizes).tolist(), sizes.tolist(), strict=True)):
+            if size:
+                code = codes[end - size:end]
+                pieces[at % len(SIDES)].append(((code >> np.uint64(31)).astype(np.int32),
+                                                (code & mask).astype(np.int32), ratings[end - size:end].copy()))
+        read += np.stack([_column(batch, name, np.int64) for name in READ]).sum(axis=1)
+        del batch, codes, ratings
+    blocks = []
+    for side in SIDES:
+        parts, pieces[side] = pieces[side], []
+        blocks.append(Block(*(np.concatenate([part[at] for part in parts] or [np.empty(0, dtype)])
+                              for at, dtype in enumerate((np.int32, np.int32, np.float32)))))
+        del parts
+    pa.default_memory_pool().release_unused()  # Arrow's pool is not the heap torch allocates from
+    return blocks, read.tolist()
 
 
 def _npy(ids: np.ndarray, factors: np.ndarray) -> bytes:
@@ -224,12 +387,33 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(ids, values).astype(np.int32)
 
 
-def _predict(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """x_u . y_i for each (row, col) pair, a million at a time so the gathered factors stay small."""
-    import torch
+class _Rows:
+    """The row index of each rating of a CSR side, sliced on demand (it is never built whole)."""
 
-    return torch.cat([(users[rows[at:at + PREDICT_CHUNK]] * items[cols[at:at + PREDICT_CHUNK]]).sum(dim=1)
-                      for at in range(0, len(rows), PREDICT_CHUNK)] or [users.new_zeros(0)])
+    def __init__(self, side: Side) -> None:
+        self.crow = side.indicator.crow_indices().long()
+
+    def __getitem__(self, at: slice) -> torch.Tensor:
+        import torch
+
+        positions = torch.arange(at.start, min(at.stop, int(self.crow[-1])), device=self.crow.device)
+        return torch.searchsorted(self.crow, positions, right=True) - 1
+
+
+def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows, cols: torch.Tensor,
+            truth: torch.Tensor,
+            clip: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(sum of squared, sum of absolute) errors of the predictions x_u . y_i of the (row, col) pairs
+    (each clipped to `clip` where given) against `truth`, in double precision, a million at a time so
+    that neither the gathered factor rows nor the predictions ever exist whole."""
+    squared = absolute = 0.0
+    for at in range(0, len(truth), PREDICT_CHUNK):
+        predicted = (users[rows[at:at + PREDICT_CHUNK].long()] * items[cols[at:at + PREDICT_CHUNK].long()]).sum(dim=1)
+        predicted = predicted.clamp(*clip) if clip is not None else predicted
+        diff = predicted.double() - truth[at:at + PREDICT_CHUNK].double()
+        squared += float((diff * diff).sum())
+        absolute += float(diff.abs().sum())
+    return squared, absolute
 
 
 def _task_device(context: BarrierTaskContext, name: str) -> str:
@@ -240,9 +424,56 @@ def _task_device(context: BarrierTaskContext, name: str) -> str:
     return name
 
 
-def _trainer(params: ALSParams, device_name: str, with_factors: bool
+def _rss() -> int:
+    """This process's resident memory now, in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _ranked(group: Group, model: Ranking | None, baseline: Ranking | None) -> list[float]:
+    """Both rankings' user-weighted sums over all tasks (each task ranks its own users)."""
+    from recommender.tensor.collective import all_sum
+
+    def weighted(ranked: Ranking | None) -> list[float]:
+        if ranked is None:
+            return [0.0] * len(RANKED)
+        return [float(ranked.users)] + [ranked.users * getattr(ranked, name) for name in RANKED[1:]]
+
+    return all_sum(group, weighted(model) + weighted(baseline))
+
+
+def _ranking(k: int, sums: dict[str, float], who: str) -> Ranking | None:
+    """A Ranking from the all-reduced sums of `_ranked` (`who`: model or base), None without users."""
+    users = sums[f"{who}_users"]
+    if not users:
+        return None
+    return Ranking(k, int(users), *(sums[f"{who}_{name}"] / users for name in RANKED[1:]))
+
+
+def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int,
+          device: torch.device) -> Side:
+    """`als.make_side` of numpy arrays moved to `device` (shared, not copied, on the CPU)."""
+    import torch
+
+    from recommender.tensor import als
+
+    def moved(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
+
+    return als.make_side(moved(rows), moved(cols), moved(ratings), n_rows, n_cols)
+
+
+def _rows(side: Side) -> torch.Tensor:
+    """The row index of each rating of a CSR side, in its order."""
+    import torch
+
+    crow = side.indicator.crow_indices().long()
+    return torch.repeat_interleave(torch.arange(side.rows, device=crow.device), crow[1:] - crow[:-1])
+
+
+def _trainer(params: ALSParams, device_name: str, wanted: Wanted
              ) -> Callable[[Iterable[pa.RecordBatch]], Iterable[pa.RecordBatch]]:
-    """The body of each barrier task: read, join the group, fit, predict, evaluate, one result row."""
+    """The body of each barrier task: read, meet, fit, predict, evaluate, recommend, one result row."""
 
     def task(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
         clock = [time.perf_counter()]
@@ -253,89 +484,117 @@ def _trainer(params: ALSParams, device_name: str, with_factors: bool
 
         import torch
 
+        from recommender import ranking
         from recommender.tensor import als
-        from recommender.tensor.collective import Layout, all_sum, gather_rows, process_group
+        from recommender.tensor.collective import Layout, all_sum, gather_rows, process_group, sum_tensor
         from recommender.tensor.single import compact, lookup
+        from recommender.tensor.topk import rank_lists, top_k
 
         context = BarrierTaskContext.get()
         torch.set_num_threads(max(1, context.cpus()))
         device = torch.device(_task_device(context, device_name))
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        import_s = lap()
-        data = _read(batches)
-        read_s = lap()
-        side = data["side"]
-        by_user, by_item, held = side == BY_USER, side == BY_ITEM, side == HELD_BY_USER
+        start_rss = _rss()
+        seconds = dict.fromkeys((f.name for f in fields(TaskFigures) if f.type == "float"), 0.0)
+        seconds["import_s"] = lap()
+        parts, read = _read(batches)
+        train_u, train_i, held_u, held_i = parts
+        held_bytes, rows = sum(p.nbytes for p in parts), sum(len(p.rating) for p in parts)
+        seconds["read_s"] = lap()
+        row: dict[str, object] = dict.fromkeys(COUNTED, 0) | dict.fromkeys(SUMS, 0.0)
+        row |= {"user_factors": None, "item_factors": None}
+        kept: list[torch.Tensor] = []
         with process_group(context, device) as group:
             _fail_for_test(context)
-            my_users, u_rows_np = compact(data[USER][by_user])
-            my_items, i_rows_np = compact(data[ITEM][by_item])
-            user_parts = gather_rows(group, torch.from_numpy(my_users))
-            item_parts = gather_rows(group, torch.from_numpy(my_items))
-            user_ids = torch.cat(user_parts).sort().values.numpy()  # every training user, as single.compact orders them
-            item_ids = torch.cat(item_parts).sort().values.numpy()
+            totals = all_sum(group, [*map(float, read), float(len(train_u.rating))])
+            row |= dict(zip([*READ, "train"], map(int, totals), strict=True))
+            seconds["meet_s"] = lap()
+            if row["rows0"] and not row["bad0"] and not row["bad1"] and row["train"]:  # else the driver says why
+                my_users, u_rows = compact(train_u.user)
+                my_items, i_rows = compact(train_i.item)
+                user_parts = gather_rows(group, torch.from_numpy(my_users.astype(np.int64)))
+                item_parts = gather_rows(group, torch.from_numpy(my_items.astype(np.int64)))
+                user_ids = torch.cat(user_parts).sort().values.numpy()  # every training user, as compact orders them
+                item_ids = torch.cat(item_parts).sort().values.numpy()
 
-            def on_device(array: np.ndarray) -> torch.Tensor:
-                return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+                def layout(parts: list[torch.Tensor], ids: np.ndarray) -> Layout:
+                    return Layout([torch.from_numpy(_positions(ids, p.numpy())).to(device) for p in parts], len(ids))
 
-            def layout(parts: list[torch.Tensor], ids: np.ndarray) -> Layout:
-                return Layout([on_device(_positions(ids, p.numpy())) for p in parts], len(ids))
+                users_layout, items_layout = layout(user_parts, user_ids), layout(item_parts, item_ids)
+                del user_parts, item_parts
+                u_cols = _positions(item_ids, train_u.item)
+                train_u.user = train_u.item = np.empty(0, np.int32)
+                user_side = _side(u_rows, u_cols, train_u.rating, len(my_users), len(item_ids), device)
+                del u_rows, u_cols
+                train_u.rating = np.empty(0, np.float32)
+                i_cols = _positions(user_ids, train_i.user)
+                train_i.user = train_i.item = np.empty(0, np.int32)
+                item_side = _side(i_rows, i_cols, train_i.rating, len(my_items), len(user_ids), device)
+                del i_rows, i_cols, train_i
+                seconds["setup_s"] = lap()
 
-            users_layout, items_layout = layout(user_parts, user_ids), layout(item_parts, item_ids)
-            u_rows, u_cols = on_device(u_rows_np), on_device(_positions(item_ids, data[ITEM][by_user]))
-            u_ratings = on_device(data[RATING][by_user])
-            user_side = als.make_side(u_rows, u_cols, u_ratings, len(my_users), len(item_ids))
-            item_side = als.make_side(on_device(i_rows_np), on_device(_positions(user_ids, data[USER][by_item])),
-                                      on_device(data[RATING][by_item]), len(my_items), len(user_ids))
-            setup_s = lap()
+                users = als.initial_factors(len(user_ids), params.rank, params.seed, device)
+                mine = users[users_layout.owned[group.rank]]
+                for iteration in range(params.iterations):
+                    items = items_layout.assemble(group, als.solve_side(item_side, users, params.reg))
+                    mine = als.solve_side(user_side, items, params.reg)
+                    if iteration + 1 < params.iterations:  # the last users stay here: predict needs only its own
+                        users = users_layout.assemble(group, mine)
+                als.synchronize(device)
+                seconds["fit_s"] = lap()
 
-            users = als.initial_factors(len(user_ids), params.rank, params.seed, device)
-            mine = users[users_layout.owned[group.rank]]
-            for iteration in range(params.iterations):
-                items = items_layout.assemble(group, als.solve_side(item_side, users, params.reg))
-                mine = als.solve_side(user_side, items, params.reg)
-                if iteration + 1 < params.iterations:  # the last users stay here: predict needs only its own
-                    users = users_layout.assemble(group, mine)
-            als.synchronize(device)
-            fit_s = lap()
+                train_sums = _errors(mine, items, _Rows(user_side), user_side.indicator.col_indices(),
+                                     user_side.weighted.values())
+                hu, hi = lookup(my_users, held_u.user), lookup(item_ids, held_u.item)
+                known = (hu >= 0) & (hi >= 0)
+                held_sums = _errors(mine, items, torch.from_numpy(hu[known]).to(device),
+                                    torch.from_numpy(hi[known]).to(device),
+                                    torch.from_numpy(held_u.rating[known]).to(device), wanted.clip)
+                als.synchronize(device)
+                seconds["predict_s"] = lap()
 
-            train_pred = _predict(mine, items, u_rows, u_cols)
-            hu = lookup(my_users, data[USER][held])
-            hi = lookup(item_ids, data[ITEM][held])
-            known = (hu >= 0) & (hi >= 0)
-            held_pred = _predict(mine, items, on_device(hu[known]), on_device(hi[known]))
-            als.synchronize(device)
-            predict_s = lap()
+                # Users and items of the holdout that training never saw count too (each task owns its own).
+                new_users = np.unique(held_u.user[hu < 0])
+                new_items = np.unique(held_i.item[lookup(my_items, held_i.item) < 0])
+                sums = all_sum(group, [train_sums[0], *held_sums, float(np.count_nonzero(known)),
+                                       float(len(my_users) + len(new_users)), float(len(my_items) + len(new_items)),
+                                       float(len(held_u.rating)), float(len(my_users))])
+                row |= dict(zip(("sq", "hsq", "habs"), sums[:3], strict=True))
+                row |= dict(zip(("holdout_predictions", "users", "items", "holdout", "listed"), map(int, sums[3:]),
+                                strict=True))
+                seconds["evaluate_s"] = lap()
 
-            diff = train_pred.double() - u_ratings.double()
-            held_diff = held_pred.double() - on_device(data[RATING][held][known]).double()
-            # Users and items of the holdout that training never saw count too (each task owns its own).
-            new_users = np.unique(data[USER][held][hu < 0])
-            held_items = data[ITEM][side == HELD_BY_ITEM]
-            new_items = np.unique(held_items[lookup(my_items, held_items) < 0])
-            totals = all_sum(group, [float((diff * diff).sum()), float(len(diff)), float((held_diff**2).sum()),
-                                     float(held_diff.abs().sum()), float(len(held_diff)),
-                                     float(len(my_users) + len(new_users)), float(len(my_items) + len(new_items)),
-                                     float(held.sum())])
-            evaluate_s = lap()
-            factors = (_npy(my_users, mine.cpu().numpy()), _npy(my_items, items[items_layout.owned[group.rank]]
-                                                                .cpu().numpy())) if with_factors else (None, None)
+                if wanted.top_k:
+                    rated = user_side.indicator if wanted.exclude_rated else None
+                    best = top_k(mine, items, wanted.top_k, rated, TOP_K_CHUNK_BYTES)
+                    als.synchronize(device)
+                    row["k"] = best.items.shape[1]
+                    seconds["recommend_s"] = lap()
+                    if row["holdout"]:
+                        counts = torch.bincount(user_side.indicator.col_indices().long(), minlength=len(item_ids))
+                        popularity = ranking.popularity_from_counts(sum_tensor(group, counts).numpy())
+                        lists = rank_lists(best, torch.from_numpy(popularity), rated, my_users, item_ids,
+                                           held_u.user, held_u.item, held_u.rating, wanted.relevance,
+                                           TOP_K_CHUNK_BYTES)
+                        row |= dict(zip(SUMS[3:], _ranked(group, *lists), strict=True))
+                        seconds["evaluate_s"] += lap()
+                if wanted.factors:
+                    row["user_factors"] = _npy(my_users, mine.cpu().numpy())
+                    row["item_factors"] = _npy(my_items, items[items_layout.owned[group.rank]].cpu().numpy())
+                kept = [*(t for s in (user_side, item_side) for t in (
+                    s.indicator.crow_indices(), s.indicator.col_indices(), s.indicator.values(),
+                    s.weighted.values(), s.counts)), users, items, mine]
 
-        kept = [*(t for s in (user_side, item_side) for t in (s.indicator.crow_indices(), s.indicator.col_indices(),
-                                                              s.indicator.values(), s.weighted.values(), s.counts)),
-                u_rows, u_cols, u_ratings, users, items, mine]
         figures = TaskFigures(
-            task=group.rank, stage=context.stageId(), rows=len(side),
-            held_bytes=sum(array.nbytes for array in data.values()),
-            tensor_bytes=sum(t.element_size() * t.nelement() for t in kept),
+            task=group.rank, stage=context.stageId(), rows=rows, held_bytes=held_bytes,
+            tensor_bytes=sum(t.element_size() * t.nelement() for t in kept), start_rss_bytes=start_rss,
             peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             peak_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0,
-            import_s=import_s, read_s=read_s, setup_s=setup_s, fit_s=fit_s, predict_s=predict_s, evaluate_s=evaluate_s,
+            **seconds,
         )
-        row = dict(zip(SUMS, totals, strict=True)) | {f.name: getattr(figures, f.name) for f in fields(figures)}
-        row |= {"user_factors": factors[0], "item_factors": factors[1]}
-        yield pa.RecordBatch.from_pylist([row])
+        row |= {f.name: getattr(figures, f.name) for f in fields(figures)}
+        yield pa.RecordBatch.from_pylist([row], schema=pa.schema([(name, ARROW_TYPES[kind]) for name, kind in OUTPUT]))
 
     return task
 
@@ -346,57 +605,78 @@ def _attempt(spark: SparkSession, stage: int) -> int:
     return info.currentAttemptId if info else -1
 
 
-def train(spark: SparkSession, ratings: DataFrame, params: ALSParams, blocks: int, device: str = "cpu",
-          with_factors: bool = False) -> Trained:
-    """Fit, predict and evaluate `ratings` (user, item, rating) in one barrier stage of `blocks` tasks."""
+def train(spark: SparkSession, frame: DataFrame, params: ALSParams, blocks: int, device: str = "cpu",
+          wanted: Wanted = Wanted()) -> Trained:
+    """Route `frame` (a `source`) and fit, predict, evaluate and recommend in one barrier stage of
+    `blocks` tasks. Where the rows read hold bad rows or no training ratings (`_check` says so) it fitted nothing."""
     sc = spark.sparkContext
     slots = sc.defaultParallelism // int(sc.getConf().get("spark.task.cpus", "1"))
     if blocks > slots:
         raise ValueError(f"torch-spark runs {blocks} tasks at once (one barrier stage) but Spark has only "
                          f"{slots} task slots: use --blocks {slots} or fewer")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", ARROW_BATCH)
-    routed = _route(ratings, params, blocks, spark)
-    stage = routed.mapInArrow(_trainer(params, device, with_factors), SCHEMA, barrier=True)
+    routed = route(frame, blocks, partition_keys(spark, blocks))
+    stage = routed.mapInArrow(_trainer(params, device, wanted), SCHEMA, barrier=True)
     start = time.perf_counter()
     rows = sorted(stage.repartition(1).collect(), key=lambda row: row["task"])
     stage_s = time.perf_counter() - start
     tasks = tuple(TaskFigures(**{f.name: row[f.name] for f in fields(TaskFigures)}) for row in rows)
     first = rows[0]
+    sums = {name: first[name] for name in SUMS}
+    factors = wanted.factors and bool(first["user_factors"])
     return Trained(
-        counts={"users": int(first["users"]), "items": int(first["items"]), "train": int(first["n"]),
-                "holdout": int(first["holdout"]), "holdout_predictions": int(first["hn"])},
-        sums={"sq": first["sq"], "hsq": first["hsq"], "habs": first["habs"]},
+        counts={name: int(first[name]) for name in COUNTED if name != "k"}, sums=sums,
+        ranking=_ranking(first["k"], sums, "model"), baseline=_ranking(first["k"], sums, "base"), k=int(first["k"]),
         figures=StageFigures(tasks, _attempt(spark, tasks[0].stage), stage_s),
-        users=_from_npy([row["user_factors"] for row in rows]) if with_factors else None,
-        items=_from_npy([row["item_factors"] for row in rows]) if with_factors else None,
+        users=_from_npy([row["user_factors"] for row in rows]) if factors else None,
+        items=_from_npy([row["item_factors"] for row in rows]) if factors else None,
     )
 
 
-def run(spark: SparkSession, path: str, params: ALSParams, skip_bad_rows: bool, timer: PhaseTimer,
-        device: str = "cpu", report: Callable[[StageFigures], object] | None = None
-        ) -> tuple[Counts, Metrics, list[str]]:
-    """Load (timed), then the one barrier stage, timed as fit; `report` receives its figures,
-    which also go to the timer's stream as one `ALS_STAGE {json}` line.
+def _check(trained: Trained, job: Job) -> None:
+    """A BadInputError, naming the file, for what the stage found instead of fitting."""
+    c = trained.counts
+    for path, bad in ((job.path, c["bad0"]), (job.test, c["bad1"])):
+        if bad:
+            raise BadInputError(str(path), bad_parquet_rows(bad))
+    if not c["rows0"]:
+        raise BadInputError(job.path, "no ratings (the table is empty)")
+    if job.test is not None and not c["rows1"]:
+        raise BadInputError(job.test, "no ratings (the table is empty)")
+    if not c["train"]:
+        raise BadInputError(job.path, no_training_left(job.params.holdout))
 
-    The stage's predict and evaluate steps are timed inside the tasks (the slowest task's) and
-    moved from the fit phase to their own, so the phases still add up to the driver's wall time.
+
+def run(spark: SparkSession, job: Job, timer: PhaseTimer, report: Callable[[StageFigures], object] | None = None
+        ) -> tuple[Counts, Metrics, list[str], Recommended | None]:
+    """Load, then the one Spark job; `report` receives its figures, which also go to the timer's
+    stream as one `ALS_STAGE {json}` line.
+
+    The job's time is split into the phases (`StageFigures.phase_seconds`): the tasks' solve steps
+    are timed inside them (the slowest task's) and the rest of the driver's wait (reading, routing,
+    shuffling, launching) is load, so the phases still add up to the driver's wall time.
     """
+    params = job.params
     with timer.phase("load"):
-        ratings, loaded = load_ratings(spark, path, skip_bad_rows)
+        src = source(spark, job)
     with timer.phase("fit"):
-        trained = train(spark, ratings, params, params.blocks or spark.sparkContext.defaultParallelism, device)
-    for name in ("predict", "evaluate"):
-        seconds = max(getattr(task, f"{name}_s") for task in trained.figures.tasks)
-        timer.seconds["fit"] -= seconds
-        timer.seconds[name] = seconds
+        trained = train(spark, src.frame, params, params.blocks or spark.sparkContext.defaultParallelism,
+                        job.device, Wanted.of(job))
+    _check(trained, job)
+    solve = trained.figures.solve_seconds()
+    timer.seconds["load"] += timer.seconds["fit"] - sum(solve.values())  # read, route, shuffle, launch, meet
+    timer.seconds |= solve if job.top_k else {name: s for name, s in solve.items() if name != "recommend"}
     counts = trained.counts
-    held = (trained.sums["hsq"], trained.sums["habs"], counts["holdout_predictions"]) if params.holdout else None
-    metrics = Metrics.from_sums((trained.sums["sq"], counts["train"]), held)
+    evaluated = bool(params.holdout) or job.test is not None
+    held = (trained.sums["hsq"], trained.sums["habs"], counts["holdout_predictions"]) if evaluated else None
+    metrics = replace(Metrics.from_sums((trained.sums["sq"], counts["train"]), held), ranking=trained.ranking,
+                      baseline=trained.baseline)
     timer.emit("ALS_STAGE " + json.dumps(trained.figures.extra_info()))
     if report is not None:
         report(trained.figures)
+    recommended = Recommended(trained.k, counts["listed"], job.exclude_rated, job.relevance) if job.top_k else None
     return Counts(
-        ratings=loaded.ratings, skipped_rows=loaded.skipped, users=counts["users"], items=counts["items"],
-        train=counts["train"], holdout=counts["holdout"], train_predictions=counts["train"],
+        ratings=counts["rows0"] + counts["rows1"], skipped_rows=src.skipped, users=counts["users"],
+        items=counts["items"], train=counts["train"], holdout=counts["holdout"], train_predictions=counts["train"],
         holdout_predictions=counts["holdout_predictions"],
-    ), metrics, loaded.examples
+    ), metrics, src.examples, recommended

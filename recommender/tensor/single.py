@@ -22,7 +22,7 @@ from recommender.engine import Job, Outcome
 from recommender.result import Counts, Metrics, Ranking, Recommended, Runtime, TorchRuntime
 from recommender.split import holdout_hash, threshold
 from recommender.tensor import als as torch_als
-from recommender.tensor.topk import TopK, top_k
+from recommender.tensor.topk import TopK, rank_lists, top_k
 from recommender.timing import PhaseTimer
 
 
@@ -76,21 +76,10 @@ def _errors(pred: torch.Tensor, truth: torch.Tensor, chunk: int = 2**24) -> tupl
 def _ranking(job: Job, best: TopK, rated: torch.Tensor | None, train_i: np.ndarray, user_ids: np.ndarray,
              item_ids: np.ndarray, held_users: np.ndarray, held_items: np.ndarray,
              held_ratings: np.ndarray) -> tuple[Ranking | None, Ranking | None]:
-    """The ranking metrics of the model's lists and of the most-popular baseline's (its lists from
-    `top_k` on popularity scores, rated items left out the same way) on the relevant held-out items."""
-    relevant = ranking.relevant_mask(held_ratings, job.relevance)
-    hu, hi = held_users[relevant], held_items[relevant]
-    k = best.items.shape[1]
+    """The ranking metrics of the model's lists and of the most-popular baseline's (`topk.rank_lists`)."""
     popularity = torch.from_numpy(ranking.popularity_scores(train_i, len(item_ids)))
-    device = best.items.device
-    ones = torch.ones(len(user_ids), 1, dtype=torch.float64, device=device)
-    popular = top_k(ones, popularity.to(device)[:, None], k, rated)
-
-    def raw(lists: TopK) -> np.ndarray:  # item ids, NO_ITEM where a list ran out (score -inf)
-        found = torch.isfinite(lists.scores).cpu().numpy()
-        return np.where(found, item_ids[lists.items.cpu().numpy()], ranking.NO_ITEM)
-
-    return ranking.evaluate(raw(best), user_ids, hu, hi, k), ranking.evaluate(raw(popular), user_ids, hu, hi, k)
+    return rank_lists(best, popularity, rated, user_ids, item_ids, held_users, held_items, held_ratings,
+                      job.relevance)
 
 
 def run(job: Job, timer: PhaseTimer) -> Outcome:

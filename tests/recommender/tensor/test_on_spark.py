@@ -15,9 +15,9 @@ from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import STUDY_CSV
 from recommender.data.readers import read_ratings
 from recommender.data.sources import prepare
+from recommender.engine import Job
 from recommender.params import ALSParams
 from recommender.result import RunResult, parse_result_line
-from recommender.spark.loading import load_df
 from recommender.split import holdout_hash, threshold
 from tests.engines import run_engine
 
@@ -54,9 +54,10 @@ def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
     sc.setLocalProperty(torch_spark.FAIL_PROPERTY, None)
 
 
-def fit(spark, csv: str, blocks: int, **kwargs: object) -> torch_spark.Trained:  # type: ignore[no-untyped-def]
-    ratings, _ = load_df(spark, csv, False)
-    return torch_spark.train(spark, ratings, PARAMS, blocks, **kwargs)  # type: ignore[arg-type]
+def fit(spark, csv: str, blocks: int, wanted: torch_spark.Wanted | None = None  # type: ignore[no-untyped-def]
+        ) -> torch_spark.Trained:
+    frame = torch_spark.source(spark, Job("df", csv, "test", PARAMS)).frame
+    return torch_spark.train(spark, frame, PARAMS, blocks, wanted=wanted or torch_spark.Wanted())
 
 
 @pytest.mark.parametrize("blocks", [1, 2])
@@ -64,14 +65,15 @@ def test_one_stage_fits_the_single_node_model(spark, csv: str, single, blocks: i
     trained = fit(spark, csv, blocks)
     c = single.counts
     assert trained.counts == {"users": c.users, "items": c.items, "train": c.train, "holdout": c.holdout,
-                              "holdout_predictions": c.holdout_predictions}
+                              "holdout_predictions": c.holdout_predictions, "rows0": c.ratings, "bad0": 0,
+                              "rows1": 0, "bad1": 0, "listed": trained.counts["listed"]}
     assert trained.sums["sq"] / c.train == pytest.approx(single.metrics.train_mse, rel=1e-5)
     rmse = (trained.sums["hsq"] / c.holdout_predictions) ** 0.5
     assert rmse == pytest.approx(single.metrics.holdout_rmse, rel=1e-5)
     tasks = trained.figures.tasks
     assert [t.task for t in tasks] == list(range(blocks)) and trained.figures.attempt == 0
     assert sum(t.rows for t in tasks) == 2 * (c.train + c.holdout)  # each rating by its user and by its item
-    assert all(t.peak_rss_bytes > t.held_bytes > 0 and t.tensor_bytes > 0 for t in tasks)
+    assert all(t.peak_rss_bytes > t.start_rss_bytes > 0 and t.held_bytes > 0 and t.tensor_bytes > 0 for t in tasks)
     assert trained.users is None and trained.items is None
 
 
@@ -90,7 +92,7 @@ def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[n
 
 
 def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
-    trained = fit(spark, csv, 2, with_factors=True)
+    trained = fit(spark, csv, 2, torch_spark.Wanted(factors=True))
     assert trained.users is not None and trained.items is not None
     read = read_ratings(csv, STUDY_CSV, False).frame
     users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
