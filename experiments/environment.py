@@ -96,26 +96,46 @@ def describe(master: str, label: str | None = None) -> Environment:
 
 @dataclass(frozen=True)
 class LoadSample:
-    """The machine's 1-minute load average, this process's children's CPU seconds, and a clock."""
+    """The machine's 1-minute load average, this process's children's CPU seconds, a clock, and the CPU
+    seconds the whole machine has been busy (/proc/stat; None where there is none)."""
 
     load_1m: float
     children_cpu_s: float
     monotonic_s: float
+    machine_cpu_s: float | None = None
 
 
-def sample_load() -> LoadSample:
+PROC_STAT = Path("/proc/stat")
+BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system . . irq softirq steal: not idle, not iowait
+
+
+def machine_cpu_seconds(stat: Path = PROC_STAT) -> float | None:
+    """The CPU seconds all processes of the machine have used since boot: the busy fields of
+    /proc/stat's `cpu` line (guest time is inside user), in clock ticks. None where it cannot be read."""
+    try:
+        first = stat.read_text().split("\n", 1)[0].split()
+        ticks = [int(first[1 + k]) for k in BUSY_FIELDS]
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def sample_load(stat: Path = PROC_STAT) -> LoadSample:
     """Sample now; a case is measured between two samples (`machine_load`)."""
     times = os.times()
-    return LoadSample(os.getloadavg()[0], times.children_user + times.children_system, time.monotonic())
+    return LoadSample(os.getloadavg()[0], times.children_user + times.children_system, time.monotonic(),
+                      machine_cpu_seconds(stat))
 
 
 @dataclass(frozen=True)
 class MachineLoad:
-    """How busy the machine was around one case, so that a slow time on a shared box says why.
+    """How busy the machine was during one case, so that a slow time on a shared box says why.
 
-    `others` estimates the load not ours: the load average after the case less the cores the case
-    itself kept busy on average (its CPU time over its wall time). A heuristic: the 1-minute load
-    average lags, so a short case reads partly the minute before it.
+    `others`: the cores other processes kept busy on average during the case, measured as the
+    machine's CPU time over the case (/proc/stat) less the case's own (its process tree's, as
+    reaped children), over the wall time. Judged by what happened during the case, not by the
+    1-minute load average, which lags and reads the job before. Without /proc/stat (`machine_cpu_s`
+    None) it falls back on that load average after the case less the cores the case kept busy.
     """
 
     cpus: int
@@ -124,6 +144,7 @@ class MachineLoad:
     load_after: float
     cpu_s: float
     wall_s: float
+    machine_cpu_s: float | None = None  # the whole machine's CPU seconds during the case
 
     @property
     def own(self) -> float:
@@ -131,6 +152,8 @@ class MachineLoad:
 
     @property
     def others(self) -> float:
+        if self.machine_cpu_s is not None and self.wall_s > 0:
+            return max(0.0, (self.machine_cpu_s - self.cpu_s) / self.wall_s)
         return max(0.0, self.load_after - self.own)
 
     @property
@@ -146,7 +169,9 @@ BUSY_MARGIN = 0.5
 
 
 def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | None = None) -> MachineLoad:
-    """The load around a case that used `cores` cores, from samples taken before and after it."""
+    """The load during a case that used `cores` cores, from samples taken before and after it."""
+    machine = (None if before.machine_cpu_s is None or after.machine_cpu_s is None
+               else round(after.machine_cpu_s - before.machine_cpu_s, 3))
     return MachineLoad(
         cpus=cpus or os.cpu_count() or 1,
         cores=cores,
@@ -154,4 +179,5 @@ def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | 
         load_after=round(after.load_1m, 2),
         cpu_s=round(after.children_cpu_s - before.children_cpu_s, 3),
         wall_s=round(after.monotonic_s - before.monotonic_s, 3),
+        machine_cpu_s=machine,
     )

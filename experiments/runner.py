@@ -14,6 +14,7 @@ from experiments import rapids_explain
 from experiments.environment import MachineLoad, machine_load, sample_load
 from experiments.grid import Case, Device
 from experiments.redact import redact_command, redact_confs, redact_url
+from recommender.data.sources import validated_conversion
 from recommender.engine import Job
 from recommender.launch import registry
 from recommender.launch.submit import LOOPBACK_MASTERS, Launch, command, job_arguments, submit_env
@@ -80,7 +81,7 @@ def case_job(case: Case, data: str, params: ALSParams, top_k: int = 0, include_r
     """What `case` runs on `data`: with the recommend phase (`top_k`) where its implementation has one."""
     impl = registry.get(case.impl)
     return Job(case.api, data, case.data, params, top_k=top_k if impl.recommends else 0,
-               exclude_rated=not include_rated)
+               exclude_rated=not include_rated, unique_pairs=validated_conversion(case.data))
 
 
 def case_command(case: Case, csv: str, params: ALSParams, launch: Launch, top_k: int = 0,

@@ -26,6 +26,9 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
         parser.add_argument(flag(f.name), type=f.metadata["type"], default=f.default,
                             help=f.metadata["help"] + (f" (default {f.default})" if f.default is not None else ""))
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad lines instead of stopping")
+    parser.add_argument("--unique-pairs", action="store_true",
+                        help="the (user, item) pairs are known to be unique (a conversion this suite validated), "
+                             "so the repeated-pair pass is skipped; `run` sets it for the data sets it prepares")
     parser.add_argument("--checkpoint-dir", default=None, help="ALS checkpoints (default: a new /tmp folder, removed)")
     parser.add_argument("--device", default="cpu", help="torch engines: cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="single-node torch: CPU threads")
@@ -49,7 +52,7 @@ def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementa
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
     job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,
-              not args.include_rated, args.relevance, args.test, parse_clip(args.clip))
+              not args.include_rated, args.relevance, args.test, parse_clip(args.clip), args.unique_pairs)
     return impl, job
 
 
@@ -108,17 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
+    from recommender.data.readers import read_ratings
+    from recommender.data.scale import outside_warning
     from recommender.data.sources import prepare
 
     try:
         prepared = prepare(args.name, args.data_dir, args.cache_dir)
+        # A file of the user's: check every line, naming the first bad one.
+        frame = read_ratings(prepared.csv).frame if prepared.ratings is None else None
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if prepared.ratings is None:  # a file of the user's: check every line, naming the first bad one
-        from recommender.data.readers import read_ratings
-
-        print(f"{prepared.name}: {len(read_ratings(prepared.csv).frame):,} ratings, every line valid")
+    if frame is not None:
+        print(f"{prepared.name}: {len(frame):,} ratings, every line valid")
+        warning = outside_warning(frame["rating"].to_numpy())
+        if warning is not None:  # a user's file declares no scale: see recommender/data/scale.py
+            print(f"warning: {prepared.csv}: {warning}", file=sys.stderr)
         return 0
     print(f"{prepared.name}: {prepared.ratings:,} ratings -> {prepared.csv}, {prepared.parquet}")
     if args.stats is not None:
@@ -129,7 +137,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recommender.data.sources import prepare, rating_scale
+    from recommender.data.sources import prepare, rating_scale, validated_conversion
     from recommender.launch.submit import check_master
 
     try:
@@ -140,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)
         if args.clip is None:  # the default: the data set's own scale, where it has one
             job = replace(job, clip=rating_scale(args.data))
+        if validated_conversion(args.data) and args.test is None:  # checked when made: no repeated-pair pass
+            job = replace(job, unique_pairs=True)
         if job.test is None and prepared.test_csv is not None:  # a predefined split: `--data ml-100k:u1`
             job = replace(job, test=prepared.test_for(impl.reads_parquet))
         check(impl, job)

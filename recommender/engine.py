@@ -39,6 +39,9 @@ class Job:
     relevance: float | None = None  # ranking metrics: held-out ratings at least this are relevant; None: all
     test: str | None = None  # a predefined test file: the holdout instead of the hashed split
     clip: tuple[float, float] | None = None  # holdout predictions clipped to this rating scale for RMSE/MAE
+    # The (user, item) pairs are known to be unique: a conversion this suite validated line by line when
+    # it made it (`sources.prepare`), so the loaders skip their repeated-pair pass. A user's file: False.
+    unique_pairs: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,31 @@ from __future__ import annotations
 BAD_LINES: dict[str, tuple[str, str]] = {
     "too few fields": ("1,2", "expected 3 fields separated by ',', found 2"),
     "too many fields": ("1,2,3,4", "expected 3 fields separated by ',', found 4"),
+    # Past the 20480 columns of Spark's CSV reader (univocity's maxColumns), which then throws.
+    "more fields than Spark's CSV reader takes": (
+        ",".join(["1"] * 30000),
+        "expected 3 fields separated by ',', found 30000",
+    ),
     "empty field": ("1,,3", "movie id '' is not an integer"),
     "non-numeric rating": ("1,2,good", "rating 'good' is not a finite number"),
     "NaN rating": ("1,2,NaN", "rating 'NaN' is not a finite number"),
     "Infinity rating": ("1,2,Infinity", "rating 'Infinity' is not a finite number"),
     "infinite rating": ("1,2,1e999", "rating '1e999' is not a finite number"),
-    "rating too large for float32": ("1,2,1e39", "rating '1e39' is out of range (ratings must fit a 32-bit float)"),
+    "rating too large for float32": (
+        "1,2,1e39",
+        "rating '1e39' is out of range (ratings must be at most 1e+18 in magnitude)",
+    ),
     "negative rating too large for float32": (
         "1,2,-3.5e38",
-        "rating '-3.5e38' is out of range (ratings must fit a 32-bit float)",
+        "rating '-3.5e38' is out of range (ratings must be at most 1e+18 in magnitude)",
+    ),
+    "rating near FLT_MAX": (
+        "1,2,3e38",
+        "rating '3e38' is out of range (ratings must be at most 1e+18 in magnitude)",
+    ),
+    "rating just past the limit": (
+        "1,2,1.0000001e18",
+        "rating '1.0000001e18' is out of range (ratings must be at most 1e+18 in magnitude)",
     ),
     "rating with a type suffix": ("1,2,4d", "rating '4d' is not a finite number"),
     "hexadecimal rating": ("1,2,0x1p2", "rating '0x1p2' is not a finite number"),
@@ -47,7 +63,7 @@ ACCEPTED: dict[str, tuple[str, tuple[int, int, float]]] = {
     "negative zero id": ("9,-0,3", (9, 0, 3.0)),
     "spaces, tabs and a carriage return": (" 9 ,\t3\t, 3.5 \r", (9, 3, 3.5)),
     "signed exponent rating": ("9,4,+.5e1", (9, 4, 5.0)),
-    "largest float32": ("9,5,3.4028234e38", (9, 5, 3.4028234e38)),
+    "largest rating": ("9,5,-1e18", (9, 5, -1e18)),
 }
 
 

@@ -4,7 +4,9 @@ Every reader (pandas on the driver, the Spark RDD and DataFrame loaders) applies
 rules, so a bad line gets the same message wherever it is read. The rules:
 
 - exactly the format's fields; ids non-negative 32-bit integers written `-?[0-9]+`; the rating a
-  finite decimal that also fits a 32-bit float (the solvers keep ratings as float32);
+  finite decimal of magnitude at most 1e18 (`RATING_LIMIT`): its square, which every solver and
+  metric forms (torch in float32), stays finite; a rating near float32's limit (3e38) used to pass
+  and then broke MLlib's solver with a stack trace;
 - spaces, tabs and carriage returns around a field are ignored; no quoting;
 - a blank line (nothing but characters up to U+0020, Spark's `trim`) is ignored wherever it is;
 - a (user, movie) pair rated a second time is a bad line, named with the line of the first rating;
@@ -18,8 +20,8 @@ import re
 from dataclasses import dataclass
 
 INT32_MAX = 2**31 - 1
-# Doubles at or past this magnitude round to infinity as float32 (2**128 less half an ulp of FLT_MAX).
-FLOAT32_LIMIT = float(2**128 - 2**103)
+# The largest rating magnitude: a square (1e36) stays well inside float32 (FLT_MAX is about 3.4e38).
+RATING_LIMIT = 1e18
 
 # Java and Python read these two patterns the same way, so Spark SQL's `rlike` and `re` agree.
 INT_PATTERN = r"^-?[0-9]+$"
@@ -75,15 +77,15 @@ def check_id(text: str, what: str) -> str | None:
 
 
 def check_rating(text: str) -> str | None:
-    """The problem with a rating field, or None if it is a finite decimal number."""
+    """The problem with a rating field, or None if it is a decimal number of magnitude at most RATING_LIMIT."""
     text = text.strip(WHITESPACE)
     if not _FLOAT_RE.match(text):
         return f"rating {text!r} is not a finite number"
     value = float(text)
     if not math.isfinite(value):
         return f"rating {text!r} is not a finite number"
-    if abs(value) >= FLOAT32_LIMIT:
-        return f"rating {text!r} is out of range (ratings must fit a 32-bit float)"
+    if abs(value) > RATING_LIMIT:
+        return f"rating {text!r} is out of range (ratings must be at most {RATING_LIMIT:g} in magnitude)"
     return None
 
 

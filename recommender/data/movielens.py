@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from recommender.data.columns import RATING
 from recommender.data.formats import ML_100K_TSV, ML_CSV, ML_DAT, RatingsFormat
+from recommender.data.scale import Scale, check_published
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -45,8 +47,13 @@ class MovieLensSet:
         return f"{self.folder}/{self.ratings_file}"
 
     @property
+    def scale(self) -> Scale:
+        """GroupLens' published scale: 0.5 to 5 in half stars, or 1 to 5 in whole stars."""
+        return Scale(0.5, 5.0, 0.5) if self.half_stars else Scale(1.0, 5.0, 1.0)
+
+    @property
     def rating_range(self) -> tuple[float, float]:
-        return (0.5, 5.0) if self.half_stars else (1.0, 5.0)
+        return self.scale.low, self.scale.high
 
 
 SETS: dict[str, MovieLensSet] = {
@@ -99,7 +106,9 @@ def get_set(name: str) -> MovieLensSet:
 
 
 def check_counts(spec: MovieLensSet, frame: pd.DataFrame, source: str) -> None:
-    """Raise if the parsed ratings do not have the published counts and rating scale."""
+    """Raise if the parsed ratings (the file's rows in order) do not have the published rating scale,
+    naming the first line off it, or the published counts."""
+    check_published(spec.scale, frame[RATING].to_numpy(), source, 2 if spec.fmt.header else 1, spec.name)
     found = {
         "ratings": len(frame),
         "users": int(frame["user"].nunique()),
@@ -107,10 +116,6 @@ def check_counts(spec: MovieLensSet, frame: pd.DataFrame, source: str) -> None:
     }
     expected = {"ratings": spec.ratings, "users": spec.users, "movies": spec.movies}
     wrong = [f"{k}: expected {expected[k]:,}, found {found[k]:,}" for k in expected if found[k] != expected[k]]
-    low, high = spec.rating_range
-    ratings = frame["rating"]
-    if ratings.min() < low or ratings.max() > high:
-        wrong.append(f"ratings outside {low}..{high}: min {ratings.min()}, max {ratings.max()}")
     if wrong:
         raise ValueError(
             f"{source} does not match the published {spec.name} ({'; '.join(wrong)}); "

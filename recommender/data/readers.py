@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from recommender.data.columns import COLUMNS, ITEM, RATING, USER
 from recommender.data.formats import (
-    FLOAT32_LIMIT,
     INT32_MAX,
+    RATING_LIMIT,
     STUDY_CSV,
     BadInputError,
     RatingsFormat,
@@ -108,7 +108,7 @@ def _read_fast(path: Path, fmt: RatingsFormat) -> pd.DataFrame | None:
     ids = frame[[USER, ITEM]].to_numpy()
     if len(frame) == 0 or (ids < 0).any() or (ids > INT32_MAX).any():
         return None
-    if not (np.abs(frame[RATING].to_numpy()) < FLOAT32_LIMIT).all():  # NaN compares false too
+    if not (np.abs(frame[RATING].to_numpy()) <= RATING_LIMIT).all():  # NaN compares false too
         return None
     if frame.duplicated([USER, ITEM]).any():
         return None
@@ -209,8 +209,8 @@ def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
     if not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any() or (ids > INT32_MAX).any():
         raise BadInputError(str(p), "user and item ids must be non-negative 32-bit integers")
     ratings = frame[RATING].to_numpy(np.float64)
-    if not np.isfinite(ratings).all() or (np.abs(ratings) > np.finfo(np.float32).max).any():
-        raise BadInputError(str(p), "ratings must be finite float32 numbers")
+    if not (np.abs(ratings) <= RATING_LIMIT).all():  # NaN compares false too
+        raise BadInputError(str(p), f"ratings must be finite numbers at most {RATING_LIMIT:g} in magnitude")
     return ReadResult(frame.astype({USER: np.int32, ITEM: np.int32, RATING: np.float32}))
 
 

@@ -98,6 +98,14 @@ def is_movielens_name(name: str) -> bool:
     return name in SETS or (name.startswith("ml-") and not Path(name).exists())
 
 
+def validated_conversion(name: str) -> bool:
+    """Whether `prepare(name)` makes the ratings file itself (a MovieLens conversion or split, a synthetic
+    or fractal set): every line of it, repeated (user, item) pairs included, was checked when it was made
+    and its outputs are fingerprinted, so a run may skip the per-load repeated-pair pass (`--unique-pairs`).
+    A user's own file is not: it keeps the full check on every load."""
+    return name.startswith((SYNTHETIC, FRACTAL)) or is_movielens_name(name.partition(":")[0])
+
+
 def stored_locally(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> bool:
     """Whether MovieLens set `name` can be prepared without a download (mirror or cache)."""
     spec = get_set(name)

@@ -103,6 +103,8 @@ def job_arguments(job: Job, checkpoint_dir: str | None = None) -> list[str]:
     args = [job.path, "--api", job.api, *job.params.as_arguments(), "--data", job.data]
     if job.skip_bad_rows:
         args += ["--skip-bad-rows"]
+    if job.unique_pairs:
+        args += ["--unique-pairs"]
     if job.top_k:
         args += ["--top-k", str(job.top_k)] + ([] if job.exclude_rated else ["--include-rated"])
         args += [] if job.relevance is None else ["--relevance", repr(job.relevance)]

@@ -98,9 +98,9 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
     params = job.params
     blocks = params.blocks or spark.sparkContext.defaultParallelism
     with timer.phase("load"):
-        ratings, loaded = load_df(spark, job.path, job.skip_bad_rows)
+        ratings, loaded = load_df(spark, job.path, job.skip_bad_rows, job.unique_pairs)
         if job.test is not None:
-            ratings, loaded = with_test(ratings, loaded, *load_df(spark, job.test, job.skip_bad_rows))
+            ratings, loaded = with_test(ratings, loaded, *load_df(spark, job.test, job.skip_bad_rows, job.unique_pairs))
 
     train, holdout, held = split(ratings, params)
     cut = holdout is not None

@@ -1,6 +1,8 @@
 """Reading a study-format ratings file (`user,item,rating`) into Spark, with bad lines named.
 
-Both loaders parse and count in one forced pass, then count distinct (user, item) pairs. Only when
+Both loaders parse and count in one forced pass, then count distinct (user, item) pairs, unless the
+job says the pairs are known to be unique (`Job.unique_pairs`: a conversion this suite validated when
+it made it; a user's own file is always counted). Only when
 that finds anything wrong is the file read again line by line under the exact rules of
 `recommender.data.formats`, which number the lines: the error names the first bad line or, when
 skipping is allowed, the bad lines are counted and a few kept as examples for the result line.
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]  # py4j ships no stubs
 from pyspark import RDD
 from pyspark.errors import AnalysisException
 from pyspark.mllib.recommendation import Rating
@@ -22,7 +25,7 @@ from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, S
 
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import (
-    FLOAT32_LIMIT,
+    RATING_LIMIT,
     STUDY_CSV,
     WHITESPACE,
     BadInputError,
@@ -107,8 +110,13 @@ def _pair_key(user: Column, item: Column) -> Column:
     return user.cast("long") * (1 << 32) + item.cast("long")
 
 
-def load_rdd(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[RDD[Rating], Loaded]:
-    """Ratings as a cached RDD of mllib `Rating`, parsed in Python as the study did."""
+def load_rdd(
+    spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool = False
+) -> tuple[RDD[Rating], Loaded]:
+    """Ratings as a cached RDD of mllib `Rating`, parsed in Python as the study did.
+
+    `unique_pairs`: the pairs are known to be unique (`Job.unique_pairs`), so no distinct count.
+    """
     check_source(path)
     fmt = STUDY_CSV
 
@@ -123,7 +131,9 @@ def load_rdd(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[RDD[R
         (0, 0), lambda a, b: (a[0] + b[0], a[1] + b[1])
     )
     ratings = parsed.flatMap(lambda r: [] if r is None else [r])
-    if good and not bad and ratings.map(lambda r: (r.user << 32) + r.product).distinct().count() == good:
+    if good and not bad and (
+        unique_pairs or ratings.map(lambda r: (r.user << 32) + r.product).distinct().count() == good
+    ):
         return ratings, Loaded(good, 0)
     parsed.unpersist()
     checked, loaded = _finish(spark, path, skip_bad_rows)
@@ -138,46 +148,85 @@ def _trim(text: Column) -> Column:
 
 
 def _sure_id(text: Column) -> tuple[Column, Column]:
-    """(value, sure): sure only where `text` is certainly a valid id, read back exactly.
+    """(value, sure): sure only where `text` is certainly a valid id.
 
-    Never wrong the other way: a valid id it is unsure of ("-0") only sends the file to the exact pass.
+    Written as Spark writes the int back (`42`), as nearly every file does, it is sure at the cost of
+    one cast and one comparison; otherwise (spaces, leading zeros) the value is read again from the
+    trimmed text with zeros stripped. Never wrong the other way: a valid id it is unsure of ("-0")
+    only sends the file to the exact pass.
     """
     value = text.try_cast("int")
-    digits = F.ltrim(text, F.lit("0"))
-    exact = (value.cast("string") == digits) | ((value == 0) & (digits == "") & (text != ""))
-    return value, (value >= 0) & exact
+    plain = value.cast("string") == text
+    trimmed = _trim(text)
+    digits = F.ltrim(trimmed, F.lit("0"))
+    again = trimmed.try_cast("int")
+    padded = (again.cast("string") == digits) | ((again == 0) & (digits == "") & (trimmed != ""))
+    return F.when(plain, value).otherwise(again), F.when(plain, value >= 0).otherwise((again >= 0) & padded)
 
 
 def _sure_rating(text: Column) -> tuple[Column, Column]:
-    """(value, sure): a decimal (only the characters of formats.FLOAT_PATTERN) that fits a float32."""
+    """(value, sure): a decimal within formats.RATING_LIMIT, surrounded by nothing but `formats.WHITESPACE`.
+
+    Only the characters of formats.FLOAT_PATTERN and that whitespace, read by Java's double parser
+    (which takes that whitespace and otherwise the pattern's grammar), so no trim is needed.
+    """
     value = text.try_cast("double")
-    plain = F.translate(text, "0123456789.eE+-", "") == ""
-    return value, plain & (F.abs(value) < FLOAT32_LIMIT)
+    plain = F.translate(text, "0123456789.eE+-" + WHITESPACE, "") == ""
+    return value, plain & (F.abs(value) <= RATING_LIMIT)
 
 
-def load_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
-    """Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader."""
+def load_df(
+    spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool = False
+) -> tuple[DataFrame, Loaded]:
+    """Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader.
+
+    `unique_pairs`: the pairs are known to be unique (`Job.unique_pairs`), so no distinct count.
+    """
     check_source(path)
     text = spark.read.csv(path, schema=TEXT_SCHEMA, **CSV_OPTIONS)
-    user, sure_user = _sure_id(_trim(F.col("u")))
-    item, sure_item = _sure_id(_trim(F.col("i")))
-    rating, sure_rating = _sure_rating(_trim(F.col("r")))
+    user, sure_user = _sure_id(F.col("u"))
+    item, sure_item = _sure_id(F.col("i"))
+    rating, sure_rating = _sure_rating(F.col("r"))
     ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
-    parsed = text.select(
-        ok.alias("ok"),
-        F.when(ok, user).alias(USER),
-        F.when(ok, item).alias(ITEM),
-        F.when(ok, rating.cast("float")).alias(RATING),
-    ).cache()
-    row = parsed.agg(
-        F.sum(F.col("ok").cast("long")).alias("good"), F.sum((~F.col("ok")).cast("long")).alias("bad")
-    ).first()
+    # Bad rows keep whatever their casts gave: only the rows with `ok` are ever read.
+    parsed = text.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
+    parsed = parsed.cache()
+    try:
+        row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
+    except Py4JJavaError as error:
+        if not _reader_gave_up(error):
+            raise
+        parsed.unpersist()
+        return _exact_df(spark, path, skip_bad_rows)
     assert row is not None
-    good, bad = row["good"] or 0, row["bad"] or 0
+    good, bad = row["good"], row["n"] - row["good"]
     ratings = parsed.filter("ok").select(USER, ITEM, RATING)
-    if good and not bad and ratings.select(_pair_key(F.col(USER), F.col(ITEM))).distinct().count() == good:
+    if good and not bad and (
+        unique_pairs or ratings.select(_pair_key(F.col(USER), F.col(ITEM))).distinct().count() == good
+    ):
         return ratings, Loaded(good, 0)
     parsed.unpersist()
+    return _exact_df(spark, path, skip_bad_rows)
+
+
+def caused_by(error: Py4JJavaError, java_class: str) -> bool:
+    """Whether a Java exception of class `java_class` is in the cause chain of `error`."""
+    cause = error.java_exception
+    while cause is not None:
+        if cause.getClass().getName() == java_class:
+            return True
+        cause = cause.getCause()
+    return False
+
+
+def _reader_gave_up(error: Py4JJavaError) -> bool:
+    """Whether Spark's CSV reader failed on a line it cannot hold (univocity's limits: more than
+    `maxColumns`, 20480, fields), which the exact pass then names like any other bad line."""
+    return caused_by(error, "com.univocity.parsers.common.TextParsingException")
+
+
+def _exact_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
+    """The exact pass's verdict as a cached DataFrame: an error, or the ratings left after skipping."""
     checked, loaded = _finish(spark, path, skip_bad_rows)
     exact = spark.createDataFrame(checked.rows, RATINGS_SCHEMA).cache()
     exact.count()  # the load phase includes the exact parse
@@ -202,19 +251,20 @@ def read_parquet(spark: SparkSession, path: str) -> DataFrame:
 
 
 def parquet_row_ok() -> Column:
-    """True for a row of `read_parquet` that is a rating: ids non-negative, rating finite (never null)."""
-    good = (F.col(USER) >= 0) & (F.col(ITEM) >= 0) & ~F.isnan(RATING) & (F.abs(F.col(RATING)) < float("inf"))
+    """True for a row of `read_parquet` that is a rating: ids non-negative, |rating| within formats.RATING_LIMIT."""
+    # NaN fails the bound as well: Spark orders NaN above every number.
+    good = (F.col(USER) >= 0) & (F.col(ITEM) >= 0) & (F.abs(F.col(RATING)) <= RATING_LIMIT)
     return F.coalesce(good, F.lit(False))
 
 
 def bad_parquet_rows(bad: int) -> str:
     """The problem of a Parquet table with `bad` rows that `parquet_row_ok` rejects."""
-    return f"{bad} rows with a negative or missing id or a non-finite rating"
+    return f"{bad} rows with a negative or missing id or a rating past {RATING_LIMIT:g} in magnitude"
 
 
 def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
     """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
-    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings finite float32.
+    whole in one pass: the three columns, ids non-negative 32-bit integers, ratings within formats.RATING_LIMIT.
     (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
     ratings = read_parquet(spark, path).cache()
     row = ratings.agg(F.count("*").alias("n"), F.sum(parquet_row_ok().cast("long")).alias("ok")).first()
@@ -226,11 +276,22 @@ def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
     return ratings, Loaded(row["n"], 0)
 
 
-def load_ratings(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
+def load_ratings(
+    spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool = False
+) -> tuple[DataFrame, Loaded]:
     """`load_parquet` for a `.parquet` file or folder, else `load_df` on the study's text."""
     if is_parquet(path):
         return load_parquet(spark, path)
-    return load_df(spark, path, skip_bad_rows)
+    return load_df(spark, path, skip_bad_rows, unique_pairs)
+
+
+SINGULAR = "org.apache.spark.ml.optim.SingularMatrixException"
+
+
+def singular_fit(rank: int, reg: float) -> str:
+    """The problem when MLlib's solver finds a normal matrix singular (Scala: Loading.singularFit)."""
+    return (f"ALS could not fit these ratings at rank {rank} with --reg {reg:g}: a normal matrix is singular "
+            "(ratings of very different magnitudes, or too little regularization); try a larger --reg")
 
 
 def no_training_left(holdout: float) -> str:

@@ -88,8 +88,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
     sc, params = spark.sparkContext, job.params
     blocks = params.blocks or sc.defaultParallelism
     with timer.phase("load"):
-        ratings, loaded = load_rdd(spark, job.path, job.skip_bad_rows)
-        test = load_rdd(spark, job.test, job.skip_bad_rows) if job.test is not None else None
+        ratings, loaded = load_rdd(spark, job.path, job.skip_bad_rows, job.unique_pairs)
+        test = load_rdd(spark, job.test, job.skip_bad_rows, job.unique_pairs) if job.test is not None else None
 
     seed, cut = params.seed, threshold(params.holdout)
     train = ratings.filter(lambda r: holdout_hash(r[0], r[1], seed) >= cut) if cut else ratings

@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]  # py4j ships no stubs
 from pyspark.sql import SparkSession
 
+from recommender.data.formats import BadInputError
 from recommender.engine import Job, SessionConfig, execute
 from recommender.launch.registry import Implementation
 from recommender.result import RunResult
+from recommender.spark.loading import SINGULAR, caused_by, singular_fit
 from recommender.timing import PhaseTimer
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -73,8 +76,14 @@ def _remove(spark: SparkSession, folder: str | None) -> None:
 
 
 def run_in_session(spark: SparkSession, impl: Implementation, job: Job) -> RunResult:
-    """Run `impl`'s engine on `job` in the open session `spark` (which it leaves open)."""
-    return execute(impl, job, phase_timer(spark))
+    """Run `impl`'s engine on `job` in the open session `spark` (which it leaves open); MLlib's
+    solver failing on a singular normal matrix is a clean error naming the input, not a Java trace."""
+    try:
+        return execute(impl, job, phase_timer(spark))
+    except Py4JJavaError as error:
+        if not caused_by(error, SINGULAR):
+            raise
+        raise BadInputError(job.path, singular_fit(job.params.rank, job.params.reg)) from None
 
 
 def phase_timer(spark: SparkSession) -> PhaseTimer:

@@ -228,7 +228,7 @@ def source(spark: SparkSession, job: Job) -> Source:
         if is_parquet(path):
             frame = read_parquet(spark, path).withColumn(OK, parquet_row_ok())
         else:
-            frame, loaded = load_df(spark, path, job.skip_bad_rows)
+            frame, loaded = load_df(spark, path, job.skip_bad_rows, job.unique_pairs)
             frame, loads = frame.withColumn(OK, F.lit(True)), [*loads, loaded]
         frames.append(frame.withColumn(FILE, F.lit(index)))
     frame = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])

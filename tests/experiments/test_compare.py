@@ -268,3 +268,26 @@ def test_a_cluster_only_grid_runs_against_a_cluster_master() -> None:
     from experiments.__main__ import check_grid
 
     check_grid("billion", ["--spark-master", "spark://10.0.0.1:7077"])  # no error: the cluster holds it
+
+
+def test_busy_is_judged_by_the_cpu_others_used_during_the_case() -> None:
+    """A quiet case after a heavy job: the lagging load average says 5, /proc/stat says nobody else ran."""
+    from experiments.environment import LoadSample, machine_load
+
+    quiet = machine_load(LoadSample(6.0, 0.0, 0.0, 1000.0), LoadSample(5.0, 118.0, 60.0, 1120.0), cores=2, cpus=2)
+    assert quiet.others == pytest.approx(2 / 60) and not quiet.busy
+    shared = machine_load(LoadSample(0.1, 0.0, 0.0, 1000.0), LoadSample(0.9, 90.0, 60.0, 1150.0), cores=2, cpus=2)
+    assert shared.others == pytest.approx(1.0) and shared.busy
+    assert shared.as_dict()["machine_cpu_s"] == 150.0
+
+
+def test_machine_cpu_time_is_read_from_proc_stat(tmp_path: Path) -> None:
+    import os
+
+    from experiments.environment import machine_cpu_seconds, sample_load
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 20 30 5000 70 4 6 10 0 0\ncpu0 50 10 15 2500 35 2 3 5 0 0\n")
+    assert machine_cpu_seconds(stat) == pytest.approx(170 / os.sysconf("SC_CLK_TCK"))  # idle, iowait left out
+    assert machine_cpu_seconds(tmp_path / "none") is None
+    assert sample_load(tmp_path / "none").machine_cpu_s is None

@@ -58,8 +58,8 @@ def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Pa
 
 @pytest.mark.parametrize("impl, api", IMPLS)
 def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl: str, api: str) -> None:
-    """Fitted end to end, so without the rating near FLT_MAX that ALS cannot fit (a singular matrix)."""
-    lines = [line for name, (line, _) in ACCEPTED.items() if name != "largest float32"]
+    """Fitted end to end, so without the largest rating, which MLlib cannot fit (a singular matrix, below)."""
+    lines = [line for name, (line, _) in ACCEPTED.items() if name != "largest rating"]
     path = tmp_path / "ratings.csv"
     path.write_text("\n" + GOOD + "".join(line + "\n" for line in lines) + "\n \t\n")
     proc = submit(impl, path, api)
@@ -68,13 +68,19 @@ def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl:
 
 
 @pytest.mark.parametrize("impl, api", IMPLS)
-def test_float32_overflow_and_an_empty_training_set_are_clean_errors(jar: Path, tmp_path: Path,
+def test_a_rating_past_the_limit_a_singular_fit_and_an_empty_training_set_are_clean_errors(jar: Path, tmp_path: Path,
                                                                      impl: str, api: str) -> None:
     path = tmp_path / "ratings.csv"
-    path.write_text(GOOD + "1,2,1e39\n")
+    path.write_text(GOOD + "1,2,3e38\n")
     proc = submit(impl, path, api)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert f"error: {path}, line 65: rating '1e39' is out of range (ratings must fit a 32-bit float)" in proc.stderr
+    assert f"error: {path}, line 65: {BAD_LINES['rating near FLT_MAX'][1]}" in proc.stderr
+    largest = tmp_path / "largest.csv"
+    largest.write_text(GOOD + ACCEPTED["largest rating"][0] + "\n")
+    proc = submit(impl, largest, api)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: {largest}: ALS could not fit these ratings at rank 2 with --reg 0.1: a normal matrix" in proc.stderr
+    assert "Exception" not in proc.stderr.split(f"error: {largest}")[-1]
     tiny = tmp_path / "tiny.csv"
     tiny.write_text("1,2,3\n")
     proc = submit(impl, tiny, api, ALSParams(rank=2, iterations=2, reg=0.1, holdout=0.99))

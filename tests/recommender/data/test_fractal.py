@@ -174,6 +174,8 @@ def test_writer_counts_and_formats(tmp_path: Path) -> None:
     csv = pd.read_csv(str(manifest.csv), header=None, names=["user", "item", "rating"])
     pd.testing.assert_frame_equal(csv.astype(table.dtypes.to_dict()), table)
     assert not (tmp_path / out.CSV_PARTS).exists()  # merged into the one file
+    # Unique pairs, as `--unique-pairs` (sources.validated_conversion) takes on trust for a fractal set.
+    assert not table.duplicated(["user", "item"]).any() and len(read_ratings(manifest.csv).frame) == len(table)
 
 
 def test_resumes_a_deleted_or_unfinished_part_to_the_same_bytes(tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recommender.data.download import DownloadError, download
+from recommender.data.formats import BadInputError
 from recommender.data.movielens import SETS, check_counts, get_set
 from recommender.data.readers import read_ratings
 from recommender.data.sources import DATA_DIR_ENV, parse_synthetic, prepare
@@ -45,7 +47,9 @@ def test_truncated_file_fails_the_counts_check(movielens_dir: Path) -> None:
     with pytest.raises(ValueError, match=r"ratings: expected 100,000, found 99,000.*truncated"):
         check_counts(ML100K, frame.iloc[:99_000], "u.data")
     shifted = frame.assign(rating=frame["rating"] * 2)
-    with pytest.raises(ValueError, match=r"ratings outside 1.0..5.0"):
+    first = int(np.flatnonzero(shifted["rating"].to_numpy() > 5)[0])
+    with pytest.raises(BadInputError, match=rf"u\.data, line {first + 1}: rating \d+ is off ml-100k's scale "
+                                            r"\(1 to 5 in steps of 1\)"):
         check_counts(ML100K, shifted, "u.data")
 
 

@@ -65,8 +65,19 @@ def test_sql_holdout_hash_equals_the_python_one(spark) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
+def test_a_singular_fit_is_a_clean_error(spark, tmp_path: Path, api: str) -> None:
+    """MLlib cannot fit the largest rating (1e18) beside ratings of 1 to 5: its normal matrix turns
+    singular. That is an error naming the input and the way out, not a Java trace."""
+    path = tmp_path / "ratings.csv"
+    path.write_text(GOOD + ACCEPTED["largest rating"][0] + "\n")
+    with pytest.raises(BadInputError, match=rf"^{path}: ALS could not fit these ratings at rank 2 with --reg 0.1: "
+                                            r"a normal matrix is singular .*try a larger --reg$"):
+        run_engine("python", str(path), api, PARAMS, spark=spark)
+
+
+@pytest.mark.parametrize("api", APIS)
 def test_documented_acceptances(spark, tmp_path: Path, api: str) -> None:
-    """Read, not fitted: ALS cannot fit a rating near FLT_MAX (its normal matrix turns singular).
+    """Read, not fitted: MLlib cannot fit the largest rating (see above).
     Lines the DataFrame loader's fast pass is unsure of ("-0") reach the exact pass and are kept."""
     path = tmp_path / "ratings.csv"
     path.write_text(GOOD + "".join(line + "\n" for line, _ in ACCEPTED.values()))
@@ -132,3 +143,34 @@ def test_a_parquet_table_with_bad_values_is_refused_naming_it(spark, tmp_path: P
         load_ratings(spark, str(tmp_path / "bad.parquet"), False)
     with pytest.raises(BadInputError, match="does not exist"):
         load_ratings(spark, str(tmp_path / "none.parquet"), False)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_unique_pairs_skips_the_repeated_pair_pass_and_only_that(spark, tmp_path: Path, api: str) -> None:
+    """`unique_pairs` trusts a validated conversion: a repeat is then not looked for; bad lines still are."""
+    load = load_df if api == "df" else load_rdd
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text(GOOD + "1,1,5.0\n")
+    with pytest.raises(BadInputError, match="line 65: user 1 rated movie 1 again"):
+        load(spark, str(repeated), False)
+    _, loaded = load(spark, str(repeated), False, unique_pairs=True)
+    assert loaded.ratings == 65 and loaded.skipped == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text(GOOD + "1,2,x\n")
+    with pytest.raises(BadInputError, match="line 65: rating 'x'"):
+        load(spark, str(bad), False, unique_pairs=True)
+
+
+def test_the_fast_pass_alone_takes_padded_fields(spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spaces, tabs, a CR and leading zeros are settled by the CSV pass, without the exact line pass."""
+    import recommender.spark.loading as loading
+
+    def no_exact_pass(*_: object) -> None:
+        raise AssertionError("the exact pass ran")
+
+    monkeypatch.setattr(loading, "check_lines", no_exact_pass)
+    path = tmp_path / "padded.csv"
+    path.write_text(GOOD + " 9 ,\t3\t, 3.5 \r\n0009,4,+.5e1\r\n")
+    frame, loaded = load_df(spark, str(path), False)
+    assert loaded.ratings == 66
+    assert sorted(tuple(r) for r in frame.filter(f"{USER} = 9").collect()) == [(9, 3, 3.5), (9, 4, 5.0)]

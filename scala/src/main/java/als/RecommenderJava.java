@@ -41,6 +41,10 @@ public final class RecommenderJava {
         } catch (BadInput e) {
             System.err.println("error: " + e.getMessage());
             code = 2;
+        } catch (Exception e) {
+            if (!Loading$.MODULE$.singular(e)) throw e;
+            System.err.println("error: " + Loading$.MODULE$.singularFit(o.input(), o));
+            code = 2;
         } finally {
             spark.stop();
         }
@@ -77,7 +81,7 @@ public final class RecommenderJava {
                 .fold(new Tuple2<>(0L, 0L), (a, b) -> new Tuple2<>(a._1() + b._1(), a._2() + b._2()));
             JavaRDD<Rating> fast = parsed.filter(Option::isDefined).map(Option::get);
             Loading.Loaded loaded = Loading$.MODULE$.settleRatings(
-                sparkContext, path, counts._1(), counts._2(), fast.rdd(), o.skipBadRows());
+                sparkContext, path, counts._1(), counts._2(), fast.rdd(), o.skipBadRows(), o.uniquePairs());
             goodBad[0] = loaded.good();
             goodBad[1] = loaded.bad();
             skipped.addAll(loaded.skippedForJava());

@@ -10,8 +10,9 @@ import org.apache.spark.sql.types.{StringType, StructField, StructType}
 import scala.collection.JavaConverters._ // 2.12 and 2.13 alike
 
 /** Loading a study-format file as recommender/spark/loading.py does: a fast forced pass that counts
-  * good and bad lines and distinct (user, item) pairs, and the exact, line-numbered pass under
-  * [[Rules]] only when the fast one found anything wrong. */
+  * good and bad lines and distinct (user, item) pairs (not counted with `unique`: the pairs are known
+  * unique, Options.uniquePairs), and the exact, line-numbered pass under [[Rules]] only when the fast
+  * one found anything wrong. */
 object Loading {
   private val MaxReported = 10
 
@@ -47,13 +48,28 @@ object Loading {
     Loaded(good, bad, found.map { case (n, p) => s"line $n: $p" }.toSeq, Some(rows))
   }
 
-  /** The fast pass's verdict: clean when every line was good and no (user, item) pair repeats. */
-  def settle(sc: SparkContext, path: String, good: Long, bad: Long, distinctPairs: => Long, skip: Boolean): Loaded =
-    if (good > 0 && bad == 0 && distinctPairs == good) Loaded(good, 0, Seq.empty, None) else checkLines(sc, path, skip)
+  /** The fast pass's verdict: clean when every line was good and no (user, item) pair repeats (taken on
+    * trust with `unique`, when `distinctPairs` is never counted). */
+  def settle(sc: SparkContext, path: String, good: Long, bad: Long, distinctPairs: => Long, skip: Boolean,
+             unique: Boolean): Loaded =
+    if (good > 0 && bad == 0 && (unique || distinctPairs == good)) Loaded(good, 0, Seq.empty, None)
+    else checkLines(sc, path, skip)
 
   /** For the RDD recommenders (Scala and Java): `ratings` are the lines the fast pass found good. */
-  def settleRatings(sc: SparkContext, path: String, good: Long, bad: Long, ratings: RDD[Rating], skip: Boolean): Loaded =
-    settle(sc, path, good, bad, ratings.map(r => (r.user.toLong << 32) + r.product).distinct().count(), skip)
+  def settleRatings(sc: SparkContext, path: String, good: Long, bad: Long, ratings: RDD[Rating], skip: Boolean,
+                    unique: Boolean): Loaded =
+    settle(sc, path, good, bad, ratings.map(r => (r.user.toLong << 32) + r.product).distinct().count(), skip, unique)
+
+  /** Whether MLlib's solver failed on a singular normal matrix somewhere in `e`'s cause chain. */
+  def singular(e: Throwable): Boolean = causedBy(e, "org.apache.spark.ml.optim.SingularMatrixException")
+
+  /** The problem then (loading.py `singular_fit`). */
+  def singularFit(path: String, o: Options): String =
+    s"$path: ALS could not fit these ratings at rank ${o.rank} with --reg ${o.reg}: a normal matrix is singular " +
+      "(ratings of very different magnitudes, or too little regularization); try a larger --reg"
+
+  private def causedBy(e: Throwable, javaClass: String): Boolean =
+    Iterator.iterate(e)(_.getCause).takeWhile(_ != null).exists(_.getClass.getName == javaClass)
 
   /** The problem when the holdout split leaves nothing to fit (loading.py `no_training_left`). */
   def noTrainingLeft(path: String, holdout: Double): String = {
@@ -70,44 +86,60 @@ object Loading {
   /** SQL for a field with Rules' whitespace trimmed (SQL functions, which Spark 3.5 has too). */
   private def trimmed(field: String): String = s"trim(BOTH ' \\t\\r' FROM $field)"
 
-  /** (value, sure): sure only where the text is certainly a valid id; an unsure valid one ("-0") only
+  /** (value, sure): sure only where the text is certainly a valid id. Written as Spark writes the int
+    * back, as nearly every file does, one cast and one comparison settle it; otherwise (spaces, leading
+    * zeros) it is read again from the trimmed text with zeros stripped. An unsure valid one ("-0") only
     * sends the file to the exact pass. */
   private def sureId(field: String): (Column, Column) = {
+    val value = F.expr(s"try_cast($field AS INT)")
+    val plain = value.cast("string") === F.col(field)
     val text = F.expr(trimmed(field))
-    val value = F.expr(s"try_cast(${trimmed(field)} AS INT)")
+    val again = F.expr(s"try_cast(${trimmed(field)} AS INT)")
     val digits = F.expr(s"TRIM(LEADING '0' FROM ${trimmed(field)})")
-    val exact = value.cast("string") === digits || (value === 0 && digits === "" && text =!= "")
-    (value, value >= 0 && exact)
+    val padded = again.cast("string") === digits || (again === 0 && digits === "" && text =!= "")
+    (F.when(plain, value).otherwise(again), F.when(plain, value >= 0).otherwise(again >= 0 && padded))
   }
 
-  /** (value, sure): a decimal (only the characters of Rules.FloatPattern) that fits a float32. */
+  /** (value, sure): only the characters of Rules.FloatPattern and Rules' whitespace, read by Java's double
+    * parser (which takes that whitespace and otherwise the pattern's grammar), within Rules.RatingLimit. */
   private def sureRating(field: String): (Column, Column) = {
-    val value = F.expr(s"try_cast(${trimmed(field)} AS DOUBLE)")
-    val plain = F.translate(F.expr(trimmed(field)), "0123456789.eE+-", "") === ""
-    (value, plain && F.abs(value) < Rules.Float32Limit)
+    val value = F.expr(s"try_cast($field AS DOUBLE)")
+    val plain = F.translate(F.col(field), "0123456789.eE+- \t\r", "") === ""
+    (value, plain && F.abs(value) <= Rules.RatingLimit)
   }
 
-  /** Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader. */
-  def loadDf(spark: SparkSession, path: String, skip: Boolean): (DataFrame, Loaded) = {
+  /** Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader;
+    * `unique`: the pairs are known unique (Options.uniquePairs), so no distinct count. */
+  def loadDf(spark: SparkSession, path: String, skip: Boolean, unique: Boolean): (DataFrame, Loaded) = {
     val text = spark.read.schema(TextSchema).options(CsvOptions).csv(path)
     val (user, sureUser) = sureId("u")
     val (item, sureItem) = sureId("i")
     val (rating, sureRatingOk) = sureRating("r")
     val ok = F.coalesce(F.col(Corrupt).isNull && sureUser && sureItem && sureRatingOk, F.lit(false))
-    val parsed = text.select(ok.as("ok"), F.when(ok, user).as("user"), F.when(ok, item).as("item"),
-      F.when(ok, rating.cast("float")).as("rating")).cache()
-    val row = parsed.agg(F.sum(F.col("ok").cast("long")), F.sum((!F.col("ok")).cast("long"))).first()
-    val good = if (row.isNullAt(0)) 0L else row.getLong(0)
-    val bad = if (row.isNullAt(1)) 0L else row.getLong(1)
-    val ratings = parsed.filter("ok").select("user", "item", "rating")
-    val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
-    val loaded = settle(spark.sparkContext, path, good, bad, ratings.select(pairs).distinct().count(), skip)
+    // Bad rows keep whatever their casts gave: only the rows with `ok` are ever read.
+    val parsed = text.select(ok.as("ok"), user.as("user"), item.as("item"), rating.cast("float").as("rating")).cache()
+    val counted = try Some(parsed.agg(F.count(F.lit(1)), F.count_if(F.col("ok"))).first()) catch {
+      case e: Exception if readerGaveUp(e) => None
+    }
+    val loaded = counted match {
+      case None => checkLines(spark.sparkContext, path, skip)
+      case Some(row) =>
+        val good = row.getLong(1)
+        val ratings = parsed.filter("ok").select("user", "item", "rating")
+        val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
+        settle(spark.sparkContext, path, good, row.getLong(0) - good, ratings.select(pairs).distinct().count(), skip,
+          unique)
+    }
     loaded.exact match {
-      case None => (ratings, loaded)
+      case None => (parsed.filter("ok").select("user", "item", "rating"), loaded)
       case Some(rows) =>
         parsed.unpersist()
         import spark.implicits._
         (rows.map(r => (r.user, r.product, r.rating.toFloat)).toDF("user", "item", "rating").cache(), loaded)
     }
   }
+
+  /** Whether Spark's CSV reader failed on a line it cannot hold (univocity's limits: more than
+    * maxColumns, 20480, fields), which the exact pass then names like any other bad line. */
+  private def readerGaveUp(e: Throwable): Boolean = causedBy(e, "com.univocity.parsers.common.TextParsingException")
 }

@@ -12,11 +12,12 @@ class BadInput(message: String) extends RuntimeException(message)
 final case class Options(input: String, api: String, rank: Int, iterations: Int, reg: Double, seed: Long,
                          blocks: Option[Int], holdout: Double, skipBadRows: Boolean, checkpointDir: Option[String],
                          data: Option[String], topK: Int = 0, excludeRated: Boolean = true,
-                         relevance: Option[Double] = None, clip: Option[(Double, Double)] = None)
+                         relevance: Option[Double] = None, clip: Option[(Double, Double)] = None,
+                         uniquePairs: Boolean = false)
 
 object Options {
   val usage = "ratings.csv [--api rdd|df] [--rank N] [--iterations N] [--reg X] [--seed N] [--blocks N] " +
-    "[--holdout X] [--skip-bad-rows] [--checkpoint-dir DIR] [--data NAME] [--top-k K] [--include-rated] [--relevance X] [--clip LOW,HIGH|off]"
+    "[--holdout X] [--skip-bad-rows] [--unique-pairs] [--checkpoint-dir DIR] [--data NAME] [--top-k K] [--include-rated] [--relevance X] [--clip LOW,HIGH|off]"
 
   def parse(args: Array[String], impl: String): Options = {
     var o = Options("", "df", 8, 15, 0.01, 42L, None, 0.0, skipBadRows = false, None, None)
@@ -26,6 +27,8 @@ object Options {
     while (rest.nonEmpty) {
       rest match {
         case "--skip-bad-rows" :: tail => o = o.copy(skipBadRows = true); rest = tail
+        // The pairs are known unique (a conversion the suite validated, Job.unique_pairs): no repeated-pair pass.
+        case "--unique-pairs" :: tail => o = o.copy(uniquePairs = true); rest = tail
         case "--include-rated" :: tail => o = o.copy(excludeRated = false); rest = tail
         case flag :: value :: tail if flag.startsWith("--") =>
           o = flag match {

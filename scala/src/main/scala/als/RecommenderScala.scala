@@ -29,6 +29,7 @@ object RecommenderScala {
       0
     } catch {
       case e: BadInput => System.err.println(s"error: ${e.getMessage}"); 2
+      case e: Exception if Loading.singular(e) => System.err.println(s"error: ${Loading.singularFit(opts.input, opts)}"); 2
     } finally spark.stop()
     if (code != 0) sys.exit(code)
   }
@@ -54,7 +55,7 @@ object RecommenderScala {
         .map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
       val (g, b) = p.map(r => if (r.isDefined) (1L, 0L) else (0L, 1L)).fold((0L, 0L))((a, c) => (a._1 + c._1, a._2 + c._2))
       val fast = p.flatMap(x => x)
-      val loaded = Loading.settleRatings(sc, o.input, g, b, fast, o.skipBadRows)
+      val loaded = Loading.settleRatings(sc, o.input, g, b, fast, o.skipBadRows, o.uniquePairs)
       good = loaded.good; bad = loaded.bad
       skipped = loaded.skipped
       loaded.exact.getOrElse(fast)
@@ -103,7 +104,7 @@ object RecommenderScala {
     var bad = 0L
     val ratings = t.phase("load") {
       Options.checkSource(o.input)
-      val (frame, loaded) = Loading.loadDf(spark, o.input, o.skipBadRows)
+      val (frame, loaded) = Loading.loadDf(spark, o.input, o.skipBadRows, o.uniquePairs)
       good = loaded.good; bad = loaded.bad
       skipped = loaded.skipped
       frame

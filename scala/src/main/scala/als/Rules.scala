@@ -6,8 +6,8 @@ object Rules {
   val IntPattern = "^-?[0-9]+$"
   val FloatPattern = "^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
   val Int32Max: Long = 2147483647L
-  /** Doubles at or past this magnitude round to infinity as float32 (formats.FLOAT32_LIMIT). */
-  val Float32Limit: Double = math.pow(2, 128) - math.pow(2, 103)
+  /** The largest rating magnitude: a square stays inside float32 (formats.RATING_LIMIT). */
+  val RatingLimit: Double = 1e18
   private val Whitespace = " \t\r"
 
   private def strip(s: String): String = {
@@ -32,7 +32,7 @@ object Rules {
   private def ratingProblem(raw: String): Option[String] = {
     val text = strip(raw)
     if (!text.matches(FloatPattern) || text.toDouble.isInfinite) Some(s"rating '$text' is not a finite number")
-    else if (math.abs(text.toDouble) >= Float32Limit) Some(s"rating '$text' is out of range (ratings must fit a 32-bit float)")
+    else if (math.abs(text.toDouble) > RatingLimit) Some(s"rating '$text' is out of range (ratings must be at most 1e+18 in magnitude)")
     else None
   }
 
