@@ -161,8 +161,14 @@ class Model:
     users: torch.Tensor  # n_users x rank
     items: torch.Tensor  # n_items x rank
 
-    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.users[users] * self.items[items]).sum(dim=1)
+    def predict(self, users: torch.Tensor, items: torch.Tensor, chunk: int = 2**18) -> torch.Tensor:
+        """Each (user, item) pair's score; a chunk of pairs at a time, so the gathered factors stay in cache."""
+        scores = torch.empty(len(users), dtype=self.users.dtype, device=self.users.device)
+        for start in range(0, len(users), chunk):
+            stop = start + chunk
+            torch.linalg.vecdot(self.users.index_select(0, users[start:stop]),
+                                self.items.index_select(0, items[start:stop]), out=scores[start:stop])
+        return scores
 
 
 def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
