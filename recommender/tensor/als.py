@@ -135,15 +135,15 @@ def _solve_packed(packed: torch.Tensor, ridge: torch.Tensor, rhs: torch.Tensor, 
             row = u[starts[j] : starts[j + 1]]
             for m in range(j):
                 above = u[starts[m] + j - m : starts[m + 1]]  # U[m, j:]
-                row.sub_(above * above[0])
+                row.addcmul_(above, above[0], value=-1)
             pivot = row[0].sqrt_()
             row[1:].div_(pivot)
             x[j].div_(pivot)
-            x[j + 1 :].sub_(row[1:] * x[j])
+            x[j + 1 :].addcmul_(row[1:], x[j], value=-1)
         for j in reversed(range(k)):  # back substitution U x = z
             row = u[starts[j] : starts[j + 1]]
             if j < k - 1:
-                x[j].sub_((row[1:] * x[j + 1 :]).sum(0))
+                x[j].sub_(torch.linalg.vecdot(row[1:], x[j + 1 :], dim=0))
             x[j].div_(row[0])
         solved[start:stop] = x.t()
     return solved
