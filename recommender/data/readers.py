@@ -216,7 +216,8 @@ def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
             ratings.dtype != np.float32 and (np.abs(ratings) > np.finfo(np.float32).max).any()):
         raise BadInputError(str(p), "ratings must be finite float32 numbers")
     columns[RATING] = ratings.astype(np.float32, copy=False)
-    return ReadResult(pd.DataFrame(columns, copy=False))
+    # Writable (Arrow's zero-copy views are not; torch would warn): a copy only for a one-chunk column.
+    return ReadResult(pd.DataFrame({name: np.require(a, requirements="W") for name, a in columns.items()}, copy=False))
 
 
 def read_any(path: str | os.PathLike[str], skip_bad_rows: bool = False) -> ReadResult:

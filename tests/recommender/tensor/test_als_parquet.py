@@ -14,6 +14,7 @@ import pytest
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import BadInputError
 from recommender.data.readers import read_any, read_parquet_ratings, write_parquet
+from recommender.params import ALSParams
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +61,18 @@ def test_a_missing_column_or_an_empty_table_is_refused(tmp_path: Path) -> None:
     pq.write_table(empty, tmp_path / "empty.parquet")
     with pytest.raises(BadInputError, match=r"empty\.parquet.*no ratings"):
         read_parquet_ratings(tmp_path / "empty.parquet")
+
+
+@pytest.mark.torch
+def test_without_a_holdout_the_counts_are_the_distinct_ids(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
+    from tests.engines import run_engine
+
+    rng = np.random.default_rng(4)
+    users, items = np.nonzero(rng.random((80, 50)) < 0.3)
+    frame = pd.DataFrame({USER: (users * 7 + 3).astype(np.int32), ITEM: (items * 5).astype(np.int32),
+                          RATING: rng.uniform(1, 5, len(users)).astype(np.float32)})
+    write_parquet(frame, tmp_path / "ratings.parquet")
+    result = run_engine("torch", tmp_path / "ratings.parquet", params=ALSParams(rank=3, iterations=2, holdout=0.0))
+    assert (result.counts.users, result.counts.items) == (frame[USER].nunique(), frame[ITEM].nunique())
+    assert result.counts.train == len(frame)
