@@ -193,8 +193,9 @@ def local_size(path: str) -> int:
 
 
 def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
-    """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a
-    whole: the three columns present, ids non-negative 32-bit integers, ratings finite float32."""
+    """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a whole:
+    the three columns present, ids non-negative 32-bit integers, |ratings| within formats.RATING_LIMIT.
+    Arrow reads the columns on all cores; int32 and float32 columns reach the frame without a copy."""
     p = Path(path)
     if not p.exists():
         raise BadInputError(str(p), "file does not exist")
@@ -202,16 +203,20 @@ def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
         table = pq.read_table(p, columns=list(COLUMNS))
     except (pa.ArrowInvalid, OSError, KeyError) as error:
         raise BadInputError(str(p), f"not a Parquet table with columns {', '.join(COLUMNS)} ({error})") from None
-    frame = table.to_pandas()
-    if len(frame) == 0:
+    if table.num_rows == 0:
         raise BadInputError(str(p), "no ratings (the table is empty)")
-    ids = frame[[USER, ITEM]].to_numpy()
-    if not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any() or (ids > INT32_MAX).any():
-        raise BadInputError(str(p), "user and item ids must be non-negative 32-bit integers")
-    ratings = frame[RATING].to_numpy(np.float64)
-    if not (np.abs(ratings) <= RATING_LIMIT).all():  # NaN compares false too
+    columns = {name: table.column(name).to_numpy() for name in COLUMNS}  # nulls become NaN: rejected below
+    for name in (USER, ITEM):
+        ids = columns[name]
+        if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() > INT32_MAX:
+            raise BadInputError(str(p), "user and item ids must be non-negative 32-bit integers")
+        columns[name] = ids.astype(np.int32, copy=False)
+    ratings = columns[RATING]
+    if not np.issubdtype(ratings.dtype, np.number) or not (np.abs(ratings) <= RATING_LIMIT).all():  # NaN fails
         raise BadInputError(str(p), f"ratings must be finite numbers at most {RATING_LIMIT:g} in magnitude")
-    return ReadResult(frame.astype({USER: np.int32, ITEM: np.int32, RATING: np.float32}))
+    columns[RATING] = ratings.astype(np.float32, copy=False)
+    # Writable (Arrow's zero-copy views are not; torch would warn): a copy only for a one-chunk column.
+    return ReadResult(pd.DataFrame({name: np.require(a, requirements="W") for name, a in columns.items()}, copy=False))
 
 
 def read_any(path: str | os.PathLike[str], skip_bad_rows: bool = False) -> ReadResult:

@@ -3,8 +3,9 @@
 Minimises sum (r_ui - x_u . y_i)^2 + reg * (sum_u n_u |x_u|^2 + sum_i n_i |y_i|^2), MLlib's
 "ALS-WR" scaling (each row's regularization grows with its number of ratings). Each half-iteration
 solves every row's normal equations at once: the Gram matrices come from one sparse-dense product
-of the ratings' indicator matrix with the fixed side's packed outer products, and a batched
-Cholesky solves them. Like MLlib, each iteration solves the items first, then the users.
+of the ratings' indicator matrix with the fixed side's packed outer products (on the CPU a column
+block at a time, for the cache), and a batched Cholesky solves them (for small ranks on the CPU, one
+written over the packed entries of all rows at once). Like MLlib, each iteration solves the items first, then the users.
 """
 
 from __future__ import annotations
@@ -17,40 +18,63 @@ import torch
 
 from recommender.params import ALSParams
 
-GRAM_CHUNK_BYTES = 2**30  # the unpacked k x k systems solved at once
+GRAM_CHUNK_BYTES = 2**30  # the k x k systems (packed or unpacked) solved at once
+GRAM_BLOCK_BYTES = 8 * 2**20  # the packed outer products one column block reads: a few times a core's L2 cache
+PACKED_MAX_RANK = 32  # up to this rank the CPU solves packed systems itself; past it, LAPACK's batched Cholesky
 
 
 @dataclass(frozen=True)
 class Side:
-    """The training ratings grouped by the rows of one side (users or items)."""
+    """The training ratings grouped by the rows of one side (users or items).
 
-    indicator: torch.Tensor  # CSR, rows x cols, 1 where a rating exists
-    weighted: torch.Tensor  # CSR, rows x cols, the ratings
+    With `blocks` > 1 the columns are cut into that many equal ranges and the matrices stack one
+    rows x cols CSR per range (block b's row r is row b * rows + r): a Gram product then reads one
+    range of the fixed side's outer products at a time, from cache rather than from memory.
+    """
+
+    indicator: torch.Tensor  # CSR, (blocks * rows) x cols, 1 where a rating exists
+    weighted: torch.Tensor  # CSR, (blocks * rows) x cols, the ratings
     counts: torch.Tensor  # ratings per row, float
+    blocks: int = 1
 
     @property
     def rows(self) -> int:
-        return self.indicator.shape[0]
+        return self.indicator.shape[0] // self.blocks
+
+
+def gram_blocks(n_rows: int, n_cols: int, n_ratings: int, rank: int, device: torch.device) -> int:
+    """Column blocks for `make_side` so that each block's packed outer products fit `GRAM_BLOCK_BYTES`,
+    while a block's row keeps 8 ratings on average (the blocks' products are summed); one on a GPU,
+    whose sparse kernels gain nothing from it."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(-(-n_cols * rank * (rank + 1) * 2 // GRAM_BLOCK_BYTES), n_ratings // (8 * max(n_rows, 1))))
+
+
+def _grouping(keys: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """CSR row pointers of int `keys` in [0, n_keys), and the stable order that groups them (None when
+    they already are)."""
+    crow = torch.zeros(n_keys + 1, dtype=torch.int32, device=keys.device)
+    crow[1:] = torch.cumsum(torch.bincount(keys, minlength=n_keys), 0)
+    return crow, None if bool((keys[1:] >= keys[:-1]).all()) else torch.sort(keys, stable=True).indices
 
 
 def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
-              n_rows: int, n_cols: int) -> Side:
-    """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device.
-
-    Rows already in order (a file sorted by user) skip the sort.
-    """
-    if not bool((rows[1:] >= rows[:-1]).all()):
-        rows, order = torch.sort(rows)
-        cols, ratings = cols[order], ratings[order]
+              n_rows: int, n_cols: int, blocks: int = 1) -> Side:
+    """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device,
+    in `blocks` column ranges (see `Side`). Rows already in order (a file sorted by user) skip the sort."""
+    wide = blocks * n_rows > torch.iinfo(torch.int32).max
+    keys = rows if blocks == 1 else (cols.long() if wide else cols) // -(-n_cols // blocks) * n_rows + rows
+    crow, order = _grouping(keys, blocks * n_rows)
+    if order is not None:
+        cols, ratings = cols.index_select(0, order), ratings.index_select(0, order)  # faster than [order]
     counts = torch.bincount(rows, minlength=n_rows)
-    crow = torch.zeros(n_rows + 1, dtype=torch.int32, device=rows.device)
-    crow[1:] = torch.cumsum(counts, 0)
-    size = (n_rows, n_cols)
+    size = (blocks * n_rows, n_cols)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on matmul only
         warnings.simplefilter("ignore", UserWarning)
         indicator = torch.sparse_csr_tensor(crow, cols, torch.ones_like(ratings), size)
         weighted = torch.sparse_csr_tensor(crow, cols, ratings, size)
-    return Side(indicator, weighted, counts.to(ratings.dtype))
+    return Side(indicator, weighted, counts.to(ratings.dtype), blocks)
 
 
 @cache
@@ -63,19 +87,26 @@ def _packing(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return upper, slot.flatten()
 
 
+def _summed(side: Side, product: torch.Tensor) -> torch.Tensor:
+    """A (blocks * rows) x m product of the side's matrices, summed over the column blocks."""
+    return product if side.blocks == 1 else product.view(side.blocks, side.rows, -1).sum(0)
+
+
 def solve_side(side: Side, fixed: torch.Tensor, reg: float, chunk_bytes: int = GRAM_CHUNK_BYTES) -> torch.Tensor:
     """Every row's least-squares factor against the `fixed` factors of the other side.
 
-    A row without ratings gets a zero factor (its system is the identity), never a NaN. The k x k
-    systems are unpacked and solved `chunk_bytes` at a time, so rank 128 stays within memory; the
-    Cholesky reports no errors (`cholesky_ex`), which keeps the GPU's queue free of host waits.
+    A row without ratings gets a zero factor (its system is the identity), never a NaN. The systems
+    are solved `chunk_bytes` at a time, so rank 128 stays within memory. A failed Cholesky is not
+    reported (NaN factors, or `cholesky_ex`), which keeps a GPU's queue free of host waits.
     """
     k = fixed.shape[1]
     upper, unpack = _packing(k, fixed.device)
     pairs = fixed[:, upper[0]] * fixed[:, upper[1]]  # cols x k(k+1)/2: each y y^T, packed
-    packed = side.indicator @ pairs  # rows x k(k+1)/2: each row's Gram matrix, packed
+    packed = _summed(side, side.indicator @ pairs)  # rows x k(k+1)/2: each row's Gram matrix, packed
     ridge = reg * side.counts + (side.counts == 0).to(fixed.dtype)
-    rhs = side.weighted @ fixed  # rows x k
+    rhs = _summed(side, side.weighted @ fixed)  # rows x k
+    if fixed.device.type == "cpu" and k <= PACKED_MAX_RANK:
+        return _solve_packed(packed, ridge, rhs, chunk_bytes)
     solved = torch.empty_like(rhs)
     step = max(1, chunk_bytes // (4 * k * k))
     for start in range(0, side.rows, step):
@@ -84,6 +115,37 @@ def solve_side(side: Side, fixed: torch.Tensor, reg: float, chunk_bytes: int = G
         gram.diagonal(dim1=1, dim2=2).add_(ridge[start:stop, None])
         factor, _ = torch.linalg.cholesky_ex(gram)
         solved[start:stop] = torch.cholesky_solve(rhs[start:stop].unsqueeze(-1), factor).squeeze(-1)
+    return solved
+
+
+def _solve_packed(packed: torch.Tensor, ridge: torch.Tensor, rhs: torch.Tensor, chunk_bytes: int) -> torch.Tensor:
+    """The packed systems (plus `ridge` on their diagonals) solved by a Cholesky written out over the
+    packed entries, each step one vector operation on all rows of a chunk: small systems cost LAPACK
+    more in per-matrix overhead than in arithmetic. The same factorisation, so the same factors."""
+    k = rhs.shape[1]
+    starts = [j * k - j * (j - 1) // 2 for j in range(k + 1)]  # packed row j of the upper factor U: U[j, j:]
+    solved = torch.empty_like(rhs)
+    step = max(1, chunk_bytes // (4 * packed.shape[1]))
+    for start in range(0, len(rhs), step):
+        stop = min(start + step, len(rhs))
+        u = packed[start:stop].t().contiguous()  # entries x rows: each entry one contiguous vector
+        x = rhs[start:stop].t().contiguous()
+        u[starts[:-1]] += ridge[start:stop]
+        for j in range(k):  # A = U^T U, row by row, with the forward solve U^T z = b alongside
+            row = u[starts[j] : starts[j + 1]]
+            for m in range(j):
+                above = u[starts[m] + j - m : starts[m + 1]]  # U[m, j:]
+                row.addcmul_(above, above[0], value=-1)
+            pivot = row[0].sqrt_()
+            row[1:].div_(pivot)
+            x[j].div_(pivot)
+            x[j + 1 :].addcmul_(row[1:], x[j], value=-1)
+        for j in reversed(range(k)):  # back substitution U x = z
+            row = u[starts[j] : starts[j + 1]]
+            if j < k - 1:
+                x[j].sub_(torch.linalg.vecdot(row[1:], x[j + 1 :], dim=0))
+            x[j].div_(row[0])
+        solved[start:stop] = x.t()
     return solved
 
 
@@ -99,16 +161,23 @@ class Model:
     users: torch.Tensor  # n_users x rank
     items: torch.Tensor  # n_items x rank
 
-    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.users[users] * self.items[items]).sum(dim=1)
+    def predict(self, users: torch.Tensor, items: torch.Tensor, chunk: int = 2**18) -> torch.Tensor:
+        """Each (user, item) pair's score; a chunk of pairs at a time, so the gathered factors stay in cache."""
+        scores = torch.empty(len(users), dtype=self.users.dtype, device=self.users.device)
+        for start in range(0, len(users), chunk):
+            stop = start + chunk
+            torch.linalg.vecdot(self.users.index_select(0, users[start:stop]),
+                                self.items.index_select(0, items[start:stop]), out=scores[start:stop])
+        return scores
 
 
 def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
         n_users: int, n_items: int, params: ALSParams) -> Model:
     """Train on compact int32 indices and float32 ratings, all on one device."""
     device = ratings.device
-    by_user = make_side(users, items, ratings, n_users, n_items)
-    by_item = make_side(items, users, ratings, n_items, n_users)
+    n = len(ratings)
+    by_user = make_side(users, items, ratings, n_users, n_items, gram_blocks(n_users, n_items, n, params.rank, device))
+    by_item = make_side(items, users, ratings, n_items, n_users, gram_blocks(n_items, n_users, n, params.rank, device))
     user_factors = initial_factors(n_users, params.rank, params.seed, device)
     item_factors = torch.zeros(n_items, params.rank, device=device)  # solved first, from the users
     for _ in range(params.iterations):

@@ -154,8 +154,9 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
                 metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
-        ratings=len(ratings), skipped_rows=skipped, users=distinct_count(users),
-        items=distinct_count(items), train=len(tr), holdout=int(np.count_nonzero(held)),
+        ratings=len(ratings), skipped_rows=skipped,  # without a holdout, compact counted them already
+        users=distinct_count(users) if evaluated else len(user_ids),
+        items=distinct_count(items) if evaluated else len(item_ids), train=len(tr), holdout=int(np.count_nonzero(held)),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))

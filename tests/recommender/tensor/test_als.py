@@ -35,18 +35,51 @@ def objective(model: torch_als.Model, u: np.ndarray, i: np.ndarray, r: np.ndarra
     return float(err.sum() + reg * ((n_u * (x**2).sum(1)).sum() + (n_i * (y**2).sum(1)).sum()))
 
 
-def test_each_row_solves_mllibs_normal_equations() -> None:
+@pytest.mark.parametrize("rank", [4, torch_als.PACKED_MAX_RANK + 4])  # the packed Cholesky, then LAPACK's
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_each_row_solves_mllibs_normal_equations(rank: int, blocks: int) -> None:
     u, i, r = random_ratings(30, 20, 0.4, 0)
-    fixed = torch.randn(20, 4, generator=torch.Generator().manual_seed(1))
+    fixed = torch.randn(20, rank, generator=torch.Generator().manual_seed(1))
     reg = 0.3
-    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 30, 20)
+    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 30, 20, blocks)
     solved = torch_als.solve_side(side, fixed, reg).double().numpy()
     y = fixed.double().numpy()
     for row in range(30):
         cols = i[u == row]
-        a = y[cols].T @ y[cols] + reg * len(cols) * np.eye(4)
+        a = y[cols].T @ y[cols] + reg * len(cols) * np.eye(rank)
         expected = np.linalg.solve(a, y[cols].T @ r[u == row])
         np.testing.assert_allclose(solved[row], expected, rtol=2e-4, atol=2e-5)
+
+
+def test_column_blocks_group_each_rows_ratings_by_column_range() -> None:
+    u, i, r = random_ratings(30, 20, 0.4, 0)
+    order = np.random.default_rng(1).permutation(len(u))  # rows out of order: the counting sort runs
+    side = torch_als.make_side(torch.from_numpy(i[order]), torch.from_numpy(u[order]), torch.from_numpy(r[order]),
+                               20, 30, blocks=4)
+    dense = side.weighted.to_dense().view(4, 20, 30)
+    expected = np.zeros((20, 30), np.float32)
+    expected[i, u] = r
+    for block in range(4):  # columns 8b..8b+7 in block b, nothing elsewhere
+        inside = np.zeros(30, bool)
+        inside[8 * block : 8 * block + 8] = True
+        assert np.array_equal(dense[block].numpy(), np.where(inside, expected, 0))
+    assert side.rows == 20 and torch.equal(side.counts, torch.from_numpy(np.bincount(i, minlength=20)).float())
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=60))
+def test_grouping_is_a_stable_sort(keys: list[int]) -> None:
+    crow, order = torch_als._grouping(torch.tensor(keys, dtype=torch.int32), 10)
+    expected = torch.sort(torch.tensor(keys), stable=True).indices
+    assert torch.equal(order if order is not None else torch.arange(len(keys)), expected)
+    assert crow.tolist() == [0, *np.cumsum(np.bincount(keys, minlength=10)).tolist()]
+
+
+def test_gram_blocks_fit_the_cache_on_the_cpu_only() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert torch_als.gram_blocks(27_000, 138_000, 20_000_000, 10, cpu) == 4  # 30 MB of packed pairs
+    assert torch_als.gram_blocks(27_000, 138_000, 20_000_000, 10, cuda) == 1
+    assert torch_als.gram_blocks(1_000, 138_000, 16_000, 10, cpu) == 2  # 8 ratings a block row at most
+    assert torch_als.gram_blocks(100, 40, 400, 10, cpu) == 1
 
 
 def test_rows_without_ratings_get_zero_factors() -> None:
