@@ -21,7 +21,7 @@ def job(**options: object) -> Job:
     ("torch-spark", {"top_k": 10}, "--top-k: the torch-spark implementation has no recommend phase yet"),
     ("python", {"top_k": -1}, "--top-k -1: expected 0"),
     ("python", {"relevance": 4.0}, "--relevance: ranking metrics need the recommend phase"),
-    ("scala", {"test": "t.csv"}, "--test: the scala implementation has no predefined test split yet"),
+    ("torch-spark", {"test": "t.csv"}, "--test: the torch-spark implementation has no predefined test split yet"),
     ("python", {"clip": (5.0, 1.0)}, "--clip 5.0,1.0: expected LOW,HIGH with LOW < HIGH"),
 ])
 def test_options_that_cannot_apply_are_refused(impl: str, options: dict, problem: str) -> None:
@@ -34,8 +34,9 @@ def test_a_test_file_replaces_the_holdout() -> None:
         check(registry.get("python"), Job("df", "r.csv", "r", ALSParams(holdout=0.2), test="t.csv"))
 
 
-def test_every_implementation_but_torch_spark_recommends() -> None:
+def test_every_implementation_but_torch_spark_recommends_and_reads_a_test_file() -> None:
     assert {impl.name for impl in registry.IMPLEMENTATIONS if impl.recommends} == {"python", "scala", "java", "torch"}
+    assert {impl.name for impl in registry.IMPLEMENTATIONS if impl.reads_test} == {"python", "scala", "java", "torch"}
 
 
 def test_the_options_reach_the_launched_programs() -> None:
