@@ -81,12 +81,12 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "scala", "Spark MLlib from Scala: mllib (rdd) or ml (df) ALS in the jar",
         ("rdd", "df"), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderScala",
-        versus="python", recommends=True,
+        versus="python", recommends=True, reads_test=True,
     ),
     Implementation(
         "java", "Spark MLlib from Java: mllib (rdd) ALS in the jar",
         ("rdd",), Launcher.JVM, frozenset({Need.JVM, Need.JDK}), main_class="als.RecommenderJava",
-        versus="python", recommends=True,
+        versus="python", recommends=True, reads_test=True,
     ),
     Implementation(
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",

@@ -63,13 +63,34 @@ def errors(predictions: DataFrame, clip: tuple[float, float] | None = None) -> t
     return row["sq"] or 0.0, row["abs"] or 0.0, row["n"]
 
 
-def top_lists(model: ALSModel, train: DataFrame, k: int,
-              exclude_rated: bool) -> tuple[DataFrame, DataFrame | None, int]:
-    """(user, items: their k best, cached), (user, rated) or None, and the most items a user rated."""
-    rated, most = ranking.rated_items(train) if exclude_rated else (None, 0)
-    found = model.recommendForAllUsers(ranking.asked(k, most, exclude_rated))
-    lists = ranking.keep_unrated(found.select(USER, F.col("recommendations")[ITEM].alias(ranking.LIST)), rated, k)
-    return lists.cache(), rated, most
+def _unrated(found: DataFrame, rated: DataFrame | None, k: int) -> DataFrame:
+    """(user, items): the first k items of MLlib's (user, recommendations) that the user did not rate."""
+    return ranking.keep_unrated(found.select(USER, F.col("recommendations")[ITEM].alias(ranking.LIST)), rated, k)
+
+
+def top_lists(model: ALSModel, train: DataFrame, k: int, exclude_rated: bool,
+              margin: int | None = None) -> tuple[DataFrame, DataFrame | None, int, ranking.Passes]:
+    """(user, items: their k best, cached), (user, rated) or None, the most items a user rated, and
+    the passes: `recommendForAllUsers(k + margin)`, then `recommendForUserSubset` for the users
+    left short (spark/ranking.py); `margin` defaults to ranking.margin's choice."""
+    if not exclude_rated:
+        return _unrated(model.recommendForAllUsers(k), None, k).cache(), None, 0, ranking.Passes(0)
+    rated, counts = ranking.rated_items(train)
+    m = ranking.margin(counts, k) if margin is None else margin
+    first = _unrated(model.recommendForAllUsers(k + m), rated, k).cache()
+    short = first.join(rated, USER).where((F.size(ranking.LIST) < k) & (F.size(ranking.RATED) > m))
+    row = short.agg(F.count("*").alias("users"), F.max(F.size(ranking.RATED)).alias("most")).first()
+    assert row is not None
+    passes = ranking.Passes(m, row["users"], row["most"] or 0)
+    if not passes.second_users:
+        return first, rated, max(counts, default=0), passes
+    users = short.select(USER).cache()
+    again = _unrated(model.recommendForUserSubset(users, k + passes.second_asked), rated, k)
+    lists = first.join(users, USER, "left_anti").unionByName(again).cache()
+    lists.count()
+    first.unpersist()
+    users.unpersist()
+    return lists, rated, max(counts, default=0), passes
 
 
 def recommend(model: ALSModel, train: DataFrame, holdout: DataFrame | None, job: Job, timer: PhaseTimer,
@@ -78,7 +99,7 @@ def recommend(model: ALSModel, train: DataFrame, holdout: DataFrame | None, job:
     a holdout, the ranking metrics of its lists and of the most-popular baseline's."""
     k = min(job.top_k, model.itemFactors.count())
     with timer.phase("recommend"):
-        lists, rated, most = top_lists(model, train, k, job.exclude_rated)
+        lists, rated, most, _ = top_lists(model, train, k, job.exclude_rated)
         users = lists.count()
     if holdout is not None:
         with timer.phase("evaluate"):

@@ -7,8 +7,10 @@ with a holdout fraction, the same for the held-out pairs gives RMSE and MAE.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pyspark import RDD
+from pyspark.mllib.common import _py2java
 from pyspark.mllib.recommendation import ALS, MatrixFactorizationModel, Rating
 from pyspark.sql import SparkSession
 
@@ -21,6 +23,7 @@ from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
 
 Keyed = RDD[tuple[tuple[int, int], float]]
+Rated = RDD[tuple[int, frozenset[int]]]
 
 
 def _predict(model: MatrixFactorizationModel, ratings: RDD[Rating]) -> tuple[Keyed, int]:
@@ -47,22 +50,66 @@ def _popularity(item_count: tuple[int, int]) -> tuple[int, int]:
     return -item_count[1], item_count[0]
 
 
+def _without(model: MatrixFactorizationModel, done: RDD[int]) -> MatrixFactorizationModel:
+    """MLlib's model of the same factors less the users in `done`: pyspark.mllib has no
+    recommendForUserSubset, so the second pass builds MLlib's own class on the JVM side (py4j) with
+    the other users' factors, and its `recommendProductsForUsers` gives just their lists."""
+    sc = done.context
+    jvm = sc._jvm
+    assert jvm is not None
+    java = model._java_model
+    keys = jvm.org.apache.spark.mllib.api.python.SerDe.asTupleRDD(_py2java(sc, done.map(lambda u: (u, u))).rdd())
+    features = jvm.org.apache.spark.api.java.JavaPairRDD.fromJavaRDD(java.userFeatures().toJavaRDD())
+    rest = features.subtractByKey(jvm.org.apache.spark.api.java.JavaPairRDD.fromJavaRDD(keys.toJavaRDD()))
+    recommendation = jvm.org.apache.spark.mllib.recommendation
+    subset = recommendation.MatrixFactorizationModel(model.rank, rest.rdd(), java.productFeatures())
+    return MatrixFactorizationModel(jvm.org.apache.spark.mllib.api.python.MatrixFactorizationModelWrapper(subset))
+
+
+def _unrated(found: RDD[tuple[int, Any]], rated: RDD[tuple[int, frozenset[int]]],
+             k: int) -> RDD[tuple[int, tuple[list[int], int]]]:
+    """(user, (the first k recommended items they did not rate, how many they rated))."""
+    return found.join(rated).mapValues(lambda p: ([r.product for r in p[0] if r.product not in p[1]][:k], len(p[1])))
+
+
+def top_lists(model: MatrixFactorizationModel, train: RDD[Rating], k: int, exclude_rated: bool,
+              margin: int | None = None) -> tuple[RDD[tuple[int, list[int]]], Rated | None, int, ranking.Passes]:
+    """(user, their k best items), cached, (user, rated items) or None, the most items a user rated,
+    and the passes: `recommendProductsForUsers(k + margin)`, then the same on a model of just the
+    users left short (spark/ranking.py); `margin` defaults to ranking.margin's choice."""
+    if not exclude_rated:
+        lists = model.recommendProductsForUsers(k).mapValues(lambda rs: [r.product for r in rs][:k]).cache()
+        return lists, None, 0, ranking.Passes(0)
+    rated = train.map(lambda r: (r[0], r[1])).groupByKey().mapValues(frozenset).cache()
+    counts = dict(rated.map(lambda p: len(p[1])).countByValue())
+    m = ranking.margin(counts, k) if margin is None else margin
+    first = _unrated(model.recommendProductsForUsers(k + m), rated, k).cache()
+
+    def cut(pair: tuple[int, tuple[list[int], int]]) -> bool:
+        """Left with fewer than k, having rated more than m: the first pass may have cut the list."""
+        return len(pair[1][0]) < k and pair[1][1] > m
+
+    users, most_short = first.filter(cut).map(lambda p: (1, p[1][1])).fold(
+        (0, 0), lambda a, b: (a[0] + b[0], max(a[1], b[1])))
+    passes = ranking.Passes(m, users, most_short)
+    if not users:
+        lists = first.mapValues(lambda p: p[0]).cache()
+    else:
+        done = first.filter(lambda pair: not cut(pair))
+        again = _unrated(_without(model, done.keys()).recommendProductsForUsers(k + most_short), rated, k)
+        lists = done.union(again).mapValues(lambda p: p[0]).cache()
+    lists.count()
+    first.unpersist()
+    return lists, rated, max(counts, default=0), passes
+
+
 def recommend(model: MatrixFactorizationModel, train: RDD[Rating], holdout: RDD[Rating] | None, job: Job,
               timer: PhaseTimer, metrics: Metrics) -> tuple[Metrics, Recommended]:
     """The recommend phase, `recommendProductsForUsers`, rated items left out the way spark/ranking.py
     says; with a holdout, the ranking metrics of its lists and of the most-popular baseline's."""
     k = min(job.top_k, model.productFeatures().count())
     with timer.phase("recommend"):
-        pairs = train.map(lambda r: (r[0], r[1]))
-        rated = pairs.groupByKey().mapValues(frozenset).cache() if job.exclude_rated else None
-        most = rated.map(lambda p: len(p[1])).fold(0, max) if rated is not None else 0
-        found = model.recommendProductsForUsers(ranking.asked(k, most, job.exclude_rated))
-        if rated is None:
-            lists = found.mapValues(lambda rs: [r.product for r in rs][:k])
-        else:
-            lists = found.leftOuterJoin(rated).mapValues(
-                lambda p: [r.product for r in p[0] if r.product not in (p[1] or ())][:k])
-        lists = lists.cache()
+        lists, rated, most, _ = top_lists(model, train, k, job.exclude_rated)
         users = lists.count()
     if holdout is not None:
         with timer.phase("evaluate"):

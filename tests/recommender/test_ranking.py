@@ -1,5 +1,6 @@
 """Ranking metrics: the numpy definitions (torch engine) by hand and against Spark's RankingMetrics,
-the popularity order, and MLlib's top-k lists with rated items left out against a brute force."""
+the popularity order, and MLlib's top-k lists with rated items left out against a brute force, in
+one pass or two (spark/ranking.py)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,17 @@ def test_relevance_threshold() -> None:
     assert ranking.relevant_mask(np.array([1.0]), None).all()
 
 
+@pytest.mark.unit
+def test_the_margin_asks_the_fewest_items_at_worst() -> None:
+    from recommender.spark.ranking import margin
+
+    # 90 users rated 1 item, 10 rated 100; k = 10. m = 0: 10*100 + 110*100; m = 1: 11*100 + 110*10
+    # (the second pass for the 10); m = 100: 110*100 (one pass).
+    assert margin({1: 90, 100: 10}, 10) == 1
+    assert margin({5: 1, 6: 1}, 10) == 6  # 16*2 in one pass beats 15*2 + 16*1
+    assert margin({3: 4}, 2) == 3 and margin({}, 5) == 0
+
+
 @pytest.mark.spark
 def test_numpy_metrics_match_sparks_ranking_metrics(spark) -> None:
     """Random lists (some short, some hitting unseen items) scored by both, user for user."""
@@ -83,7 +95,7 @@ def test_mllib_lists_leave_rated_items_out_exactly(small_model) -> None:
     from recommender.spark.df import top_lists
 
     rows, train, model = small_model
-    lists, _, most = top_lists(model, train, 4, exclude_rated=True)
+    lists, _, most, _ = top_lists(model, train, 4, exclude_rated=True)
     assert most == max(sum(1 for u, _ in rows if u == user) for user in range(30))
     users = {r["id"]: np.array(r["features"]) for r in model.userFactors.collect()}
     items = {r["id"]: np.array(r["features"]) for r in model.itemFactors.collect()}
@@ -91,6 +103,58 @@ def test_mllib_lists_leave_rated_items_out_exactly(small_model) -> None:
         unrated = [i for i in items if (row["user"], i) not in rows]
         best = sorted(unrated, key=lambda i: -float(users[row["user"]] @ items[i]))[:4]
         assert row["items"] == best
+
+
+def most_rated(rows: dict) -> int:
+    return max(sum(1 for u, _ in rows if u == user) for user in {u for u, _ in rows})
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("margin", [0, 2, None])
+def test_two_passes_give_the_lists_of_one(small_model, margin: int | None) -> None:
+    """A small margin leaves users short after the first pass; the second gives them exactly the
+    lists of one pass asking every user for k + the most rated (None: ranking.margin's choice)."""
+    from recommender.spark.df import top_lists
+
+    rows, train, model = small_model
+    exact, _, _, one = top_lists(model, train, 4, exclude_rated=True, margin=most_rated(rows))
+    lists, _, _, passes = top_lists(model, train, 4, exclude_rated=True, margin=margin)
+    assert one.second_users == 0
+    if margin is not None:
+        assert passes.margin == margin and passes.second_users > 5 and passes.second_asked == most_rated(rows)
+    assert {r["user"]: r["items"] for r in lists.collect()} == {r["user"]: r["items"] for r in exact.collect()}
+
+
+@pytest.fixture(scope="module")
+def small_rdd_model(spark, small_model):
+    """MLlib's RDD ALS on the same ratings: (ratings, train RDD, model)."""
+    from pyspark.mllib.recommendation import ALS, Rating
+
+    rows = small_model[0]
+    train = spark.sparkContext.parallelize([Rating(u, i, r) for (u, i), r in rows.items()], 2)
+    return rows, train, ALS.train(train, rank=3, iterations=5, seed=1)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("margin", [0, 2, None])
+def test_rdd_lists_in_two_passes_are_the_brute_force_ones(small_rdd_model, margin: int | None) -> None:
+    """recommendProductsForUsers(k + margin), then the same on a model of just the users left short:
+    each user's k best unrated items by the factors, the same as one pass."""
+    from recommender.spark.rdd import top_lists
+
+    rows, train, model = small_rdd_model
+    lists, _, most, passes = top_lists(model, train, 4, exclude_rated=True, margin=margin)
+    exact, _, _, one = top_lists(model, train, 4, exclude_rated=True, margin=most)
+    assert most == most_rated(rows) and one.second_users == 0
+    if margin is not None:
+        assert passes.second_users > 5 and passes.second_asked == most
+    users = {u: np.array(f) for u, f in model.userFeatures().collect()}
+    items = {i: np.array(f) for i, f in model.productFeatures().collect()}
+    found = dict(lists.collect())
+    assert found == dict(exact.collect()) and set(found) == set(users)
+    for user, listed in found.items():
+        unrated = [i for i in items if (user, i) not in rows]
+        assert listed == sorted(unrated, key=lambda i: -float(users[user] @ items[i]))[:4]
 
 
 @pytest.mark.spark

@@ -63,35 +63,48 @@ public final class RecommenderJava {
             .fold(new Tuple3<>(0.0, 0.0, 0L), (a, b) -> new Tuple3<>(a._1() + b._1(), a._2() + b._2(), a._3() + b._3()));
     }
 
+    /** A ratings file: the fast pass, and the exact one where it found anything wrong; its good and bad
+     * line counts are added to {@code goodBad} and its skipped-line examples to {@code skipped}. */
+    private static JavaRDD<Rating> load(JavaSparkContext sc, String path, boolean skip, boolean uniquePairs,
+                                        long[] goodBad, List<String> skipped) {
+        Options$.MODULE$.checkSource(path);
+        JavaRDD<Option<Rating>> parsed = sc.textFile(path).filter(line -> !Rules.isBlank(line)).map(line -> {
+            Option<Tuple3<Object, Object, Object>> p = Rules.parse(line);
+            if (p.isEmpty()) return Option.<Rating>empty();
+            Tuple3<Object, Object, Object> t = p.get();
+            return Option.apply(new Rating((Integer) t._1(), (Integer) t._2(), (Double) t._3()));
+        }).cache();
+        Tuple2<Long, Long> counts = parsed.map(r -> r.isDefined() ? new Tuple2<>(1L, 0L) : new Tuple2<>(0L, 1L))
+            .fold(new Tuple2<>(0L, 0L), (a, b) -> new Tuple2<>(a._1() + b._1(), a._2() + b._2()));
+        JavaRDD<Rating> fast = parsed.filter(Option::isDefined).map(Option::get);
+        Loading.Loaded loaded = Loading$.MODULE$.settleRatings(
+            sc.sc(), path, counts._1(), counts._2(), fast.rdd(), skip, uniquePairs);
+        goodBad[0] += loaded.good();
+        goodBad[1] += loaded.bad();
+        skipped.addAll(loaded.skippedForJava());
+        return loaded.exact().isDefined() ? loaded.exactForJava() : fast;
+    }
+
     static RecommenderScala.Outcome run(SparkContext sparkContext, Options o, Timer timer) {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(sparkContext);
         int blocks = o.blocks().isDefined() ? (Integer) o.blocks().get() : sc.defaultParallelism();
         String path = o.input();
         long[] goodBad = new long[2];
         List<String> skipped = new java.util.ArrayList<>();
-        JavaRDD<Rating> ratings = timer.time("load", () -> {
-            Options$.MODULE$.checkSource(path);
-            JavaRDD<Option<Rating>> parsed = sc.textFile(path).filter(line -> !Rules.isBlank(line)).map(line -> {
-                Option<Tuple3<Object, Object, Object>> p = Rules.parse(line);
-                if (p.isEmpty()) return Option.<Rating>empty();
-                Tuple3<Object, Object, Object> t = p.get();
-                return Option.apply(new Rating((Integer) t._1(), (Integer) t._2(), (Double) t._3()));
-            }).cache();
-            Tuple2<Long, Long> counts = parsed.map(r -> r.isDefined() ? new Tuple2<>(1L, 0L) : new Tuple2<>(0L, 1L))
-                .fold(new Tuple2<>(0L, 0L), (a, b) -> new Tuple2<>(a._1() + b._1(), a._2() + b._2()));
-            JavaRDD<Rating> fast = parsed.filter(Option::isDefined).map(Option::get);
-            Loading.Loaded loaded = Loading$.MODULE$.settleRatings(
-                sparkContext, path, counts._1(), counts._2(), fast.rdd(), o.skipBadRows(), o.uniquePairs());
-            goodBad[0] = loaded.good();
-            goodBad[1] = loaded.bad();
-            skipped.addAll(loaded.skippedForJava());
-            return loaded.exact().isDefined() ? loaded.exactForJava() : fast;
-        });
+        Tuple2<JavaRDD<Rating>, JavaRDD<Rating>> loaded = timer.time("load", () -> new Tuple2<>(
+            load(sc, path, o.skipBadRows(), o.uniquePairs(), goodBad, skipped),
+            o.test().isDefined() ? load(sc, o.test().get(), o.skipBadRows(), o.uniquePairs(), goodBad, skipped)
+                                 : null));
+        JavaRDD<Rating> data = loaded._1();
+        JavaRDD<Rating> test = loaded._2();
 
         long seed = o.seed();
         long cut = Rules.threshold(o.holdout());
-        JavaRDD<Rating> train = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) >= cut) : ratings;
-        JavaRDD<Rating> holdout = cut > 0 ? ratings.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) < cut) : null;
+        JavaRDD<Rating> train = cut > 0 ? data.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) >= cut) : data;
+        // A predefined test file replaces the hashed holdout.
+        JavaRDD<Rating> holdout = test != null ? test
+            : cut > 0 ? data.filter(r -> Rules.holdoutHash(r.user(), r.product(), seed) < cut) : null;
+        JavaRDD<Rating> ratings = test != null ? data.union(test) : data;
         if (train.isEmpty()) throw new BadInput(Loading$.MODULE$.noTrainingLeft(path, o.holdout()));
 
         MatrixFactorizationModel model = timer.time("fit", () -> {

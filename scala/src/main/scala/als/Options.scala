@@ -13,11 +13,12 @@ final case class Options(input: String, api: String, rank: Int, iterations: Int,
                          blocks: Option[Int], holdout: Double, skipBadRows: Boolean, checkpointDir: Option[String],
                          data: Option[String], topK: Int = 0, excludeRated: Boolean = true,
                          relevance: Option[Double] = None, clip: Option[(Double, Double)] = None,
-                         uniquePairs: Boolean = false)
+                         uniquePairs: Boolean = false, test: Option[String] = None)
 
 object Options {
   val usage = "ratings.csv [--api rdd|df] [--rank N] [--iterations N] [--reg X] [--seed N] [--blocks N] " +
-    "[--holdout X] [--skip-bad-rows] [--unique-pairs] [--checkpoint-dir DIR] [--data NAME] [--top-k K] [--include-rated] [--relevance X] [--clip LOW,HIGH|off]"
+    "[--holdout X] [--skip-bad-rows] [--unique-pairs] [--checkpoint-dir DIR] [--data NAME] [--top-k K] " +
+    "[--include-rated] [--relevance X] [--clip LOW,HIGH|off] [--test FILE]"
 
   def parse(args: Array[String], impl: String): Options = {
     var o = Options("", "df", 8, 15, 0.01, 42L, None, 0.0, skipBadRows = false, None, None)
@@ -44,6 +45,7 @@ object Options {
             case "--top-k" => o.copy(topK = num(flag, value, _.toInt))
             case "--relevance" => o.copy(relevance = Some(num(flag, value, _.toDouble)))
             case "--clip" => o.copy(clip = num(flag, value, Clip.parse))
+            case "--test" => o.copy(test = Some(value))
             case _ => fail(s"unknown option $flag")
           }
           rest = tail
@@ -57,6 +59,7 @@ object Options {
     if (o.reg < 0) fail("regularization must not be negative")
     if (o.blocks.exists(_ < 1)) fail("blocks must be at least 1")
     if (o.holdout < 0 || o.holdout >= 1) fail("holdout must be in [0, 1)")
+    if (o.test.isDefined && o.holdout > 0) fail("--test replaces the random holdout: leave --holdout at 0")
     if (o.seed < 0) fail("seed must not be negative")
     if (o.topK < 0) fail(s"--top-k ${o.topK}: expected 0 (no recommend phase) or more")
     if (o.clip.exists { case (low, high) => !(low < high) }) fail("--clip: expected LOW,HIGH with LOW < HIGH")

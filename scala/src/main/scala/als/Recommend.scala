@@ -10,8 +10,10 @@ import Result._
 
 /** The recommend phase of the Scala and Java recommenders, as recommender/spark/{df,rdd,ranking}.py do it:
   * MLlib's own top-k for every user (`recommendForAllUsers`, `recommendProductsForUsers`), rated items left
-  * out exactly by asking for k + (the most items any user rated) and dropping each user's own; with a
-  * holdout, Spark's `RankingMetrics` of those lists and of the most-popular baseline's. */
+  * out exactly in two passes (ranking.py says why): k + m items asked of every user, each list less its
+  * user's rated items, then k + (the most they rated) asked of just the users left short
+  * (`recommendForUserSubset`; on the RDD API, a model of just their factors); with a holdout, Spark's
+  * `RankingMetrics` of those lists and of the most-popular baseline's. The passes go to stderr. */
 object Recommend {
   final case class Ranking(k: Int, users: Long, precision: Double, recall: Double, ndcg: Double, map: Double) {
     def json: Json = JObj(Seq("k" -> JInt(k), "users" -> JInt(users), "precision" -> JNum(precision),
@@ -37,6 +39,21 @@ object Recommend {
     ranking
   }
 
+  /** The first pass's m from {items rated -> users who rated that many}: the m asking the fewest items of
+    * both passes at worst, (k + m) * users + (k + most) * (users who rated more than m), the smallest on
+    * ties (recommender/spark/ranking.py `margin`, the same rule). */
+  def margin(counts: Map[Int, Long], k: Int): Int = {
+    val users = counts.values.sum
+    val most = if (counts.isEmpty) 0 else counts.keys.max
+    val candidates = (counts.keySet + 0).toSeq.sorted
+    val above = candidates.scanLeft(users)((left, m) => left - counts.getOrElse(m, 0L)).tail // rated more than m
+    candidates.zip(above).minBy { case (m, a) => ((k + m).toLong * users + (k + most).toLong * a, m) }._1
+  }
+
+  private def note(k: Int, m: Int, users: Long, asked: Int): Unit = System.err.println(
+    s"recommend: k = $k, asked k + $m of every user, then " +
+      (if (users > 0) s"k + $asked of $users users" else "no second pass"))
+
   /** Items by training count, most rated first, ties by the lower id: the first `n`. */
   private def popular(counts: Array[(Int, Long)], n: Int): Array[Int] =
     counts.sortBy { case (item, count) => (-count, item) }.take(n).map(_._1)
@@ -45,17 +62,13 @@ object Recommend {
           t: Timer): Done = {
     val k = math.min(o.topK.toLong, model.productFeatures.count()).toInt
     val (lists, rated, most, users) = t.phase("recommend") {
-      val rated = if (o.excludeRated) Some(train.map(r => (r.user, r.product)).groupByKey().mapValues(_.toSet).cache())
-        else None
-      val most = rated.map(_.map(_._2.size).fold(0)(math.max)).getOrElse(0)
-      val found = model.recommendProductsForUsers(k + most)
-      val lists = (rated match {
-        case None => found.mapValues(_.map(_.product).take(k))
-        case Some(r) => found.leftOuterJoin(r).mapValues { case (rs, seen) =>
-          val skip = seen.getOrElse(Set.empty[Int])
-          rs.map(_.product).filterNot(skip).take(k)
-        }
-      }).cache()
+      val (lists, rated, most) = if (!o.excludeRated)
+        (model.recommendProductsForUsers(k).mapValues(_.map(_.product).take(k)).cache(), None, 0)
+      else {
+        val rated = train.map(r => (r.user, r.product)).groupByKey().mapValues(_.toSet).cache()
+        val (lists, most) = rddLists(model, rated, k)
+        (lists, Some(rated), most)
+      }
       (lists, rated, most, lists.count())
     }
     val (ranking, baseline) = holdout.map { h => t.phase("evaluate") {
@@ -70,6 +83,26 @@ object Recommend {
       (metrics(lists.join(relevant).values, k), metrics(base.join(relevant).values, k))
     }}.getOrElse((None, None))
     Done(k, users, o.excludeRated, o.relevance, ranking, baseline)
+  }
+
+  /** (user, k best unrated items), cached, and the most items a user rated: two passes. */
+  private def rddLists(model: MatrixFactorizationModel, rated: RDD[(Int, Set[Int])], k: Int): (RDD[(Int, Array[Int])], Int) = {
+    val counts = rated.map(_._2.size).countByValue().toMap
+    val m = margin(counts, k)
+    def unrated(found: RDD[(Int, Array[Rating])]): RDD[(Int, (Array[Int], Int))] =
+      found.join(rated).mapValues { case (rs, seen) => (rs.map(_.product).filterNot(seen).take(k), seen.size) }
+    val first = unrated(model.recommendProductsForUsers(k + m)).cache()
+    val cut = first.filter { case (_, (items, n)) => items.length < k && n > m }.mapValues(_._2).cache()
+    val (users, asked) = cut.values.map(n => (1L, n)).fold((0L, 0))((a, b) => (a._1 + b._1, math.max(a._2, b._2)))
+    note(k, m, users, asked)
+    val lists = if (users == 0) first.mapValues(_._1).cache() else {
+      val sub = new MatrixFactorizationModel(model.rank, model.userFeatures.join(cut).mapValues(_._1), model.productFeatures)
+      first.subtractByKey(cut).union(unrated(sub.recommendProductsForUsers(k + asked))).mapValues(_._1).cache()
+    }
+    lists.count()
+    first.unpersist()
+    cut.unpersist()
+    (lists, if (counts.isEmpty) 0 else counts.keys.max)
   }
 
   /** For the Java recommender: a nullable holdout. */
@@ -88,16 +121,40 @@ object Recommend {
     lists.join(relevant, "user").select("items", "relevant").rdd
       .map(row => (row.getSeq[Int](0).toArray, row.getSeq[Int](1).toArray))
 
+  private def found(recommendations: DataFrame): DataFrame =
+    recommendations.select(F.col("user"), F.col("recommendations.item").as("items"))
+
+  /** (user, items: k best unrated), cached, and the most items a user rated: two passes. */
+  private def dfLists(model: ALSModel, rated: DataFrame, k: Int): (DataFrame, Int) = {
+    val counts = rated.groupBy(F.size(F.col("rated")).as("n")).count().collect()
+      .map(row => (row.getInt(0), row.getLong(1))).toMap
+    val m = margin(counts, k)
+    val first = keepUnrated(found(model.recommendForAllUsers(k + m)), Some(rated), k).cache()
+    val cut = first.join(rated, "user").where(F.size(F.col("items")) < k && F.size(F.col("rated")) > m)
+    val row = cut.agg(F.count(F.lit(1)), F.max(F.size(F.col("rated")))).first()
+    val (users, asked) = (row.getLong(0), if (row.isNullAt(1)) 0 else row.getInt(1))
+    note(k, m, users, asked)
+    val lists = if (users == 0) first else {
+      val who = cut.select("user").cache()
+      val again = keepUnrated(found(model.recommendForUserSubset(who, k + asked)), Some(rated), k)
+      val both = first.join(who, Seq("user"), "left_anti").unionByName(again).cache()
+      both.count()
+      first.unpersist()
+      who.unpersist()
+      both
+    }
+    (lists, if (counts.isEmpty) 0 else counts.keys.max)
+  }
+
   def df(model: ALSModel, train: DataFrame, holdout: Option[DataFrame], o: Options, t: Timer): Done = {
     val k = math.min(o.topK.toLong, model.itemFactors.count()).toInt
     val (lists, rated, most, users) = t.phase("recommend") {
-      val rated = if (o.excludeRated) Some(train.groupBy("user").agg(F.collect_set("item").as("rated")).cache()) else None
-      val most = rated.map { r =>
-        val row = r.agg(F.max(F.size(F.col("rated")))).first()
-        if (row.isNullAt(0)) 0 else row.getInt(0)
-      }.getOrElse(0)
-      val found = model.recommendForAllUsers(k + most).select(F.col("user"), F.col("recommendations.item").as("items"))
-      val lists = keepUnrated(found, rated, k).cache()
+      val (lists, rated, most) = if (!o.excludeRated) (keepUnrated(found(model.recommendForAllUsers(k)), None, k).cache(), None, 0)
+        else {
+          val rated = train.groupBy("user").agg(F.collect_set("item").as("rated")).cache()
+          val (lists, most) = dfLists(model, rated, k)
+          (lists, Some(rated), most)
+        }
       (lists, rated, most, lists.count())
     }
     val (ranking, baseline) = holdout.map { h => t.phase("evaluate") {

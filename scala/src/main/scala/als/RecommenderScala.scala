@@ -14,6 +14,7 @@ import Result._
   *
   *   spark-submit --class als.RecommenderScala als-recommender.jar ratings.csv [--api rdd|df] ... */
 object RecommenderScala {
+  private val TestMark = "_test" // marks the predefined test ratings (--test) in the DataFrame API
   final case class Outcome(counts: JObj, trainMse: Double, holdoutRmse: Option[Double], holdoutMae: Option[Double],
                            skipped: Seq[String], recommend: Option[Recommend.Done] = None)
 
@@ -44,27 +45,32 @@ object RecommenderScala {
                      skipped: java.util.List[String], recommend: Recommend.Done): Outcome =
     outcomeForJava(counts, mse, rmse, mae, skipped).copy(recommend = Option(recommend))
 
+  /** A ratings file as an RDD of Ratings: the fast pass, and the exact one where it found anything wrong. */
+  def loadRdd(sc: SparkContext, path: String, skip: Boolean, uniquePairs: Boolean): (RDD[Rating], Loading.Loaded) = {
+    Options.checkSource(path)
+    val p = sc.textFile(path).filter(l => !Rules.isBlank(l))
+      .map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
+    val (g, b) = p.map(r => if (r.isDefined) (1L, 0L) else (0L, 1L)).fold((0L, 0L))((a, c) => (a._1 + c._1, a._2 + c._2))
+    val fast = p.flatMap(x => x)
+    val loaded = Loading.settleRatings(sc, path, g, b, fast, skip, uniquePairs)
+    (loaded.exact.getOrElse(fast), loaded)
+  }
+
   def runRdd(sc: SparkContext, o: Options, t: Timer): Outcome = {
     val blocks = o.blocks.getOrElse(sc.defaultParallelism)
-    var skipped = Seq.empty[String]
-    var good = 0L
-    var bad = 0L
-    val parsed = t.phase("load") {
-      Options.checkSource(o.input)
-      val p = sc.textFile(o.input).filter(l => !Rules.isBlank(l))
-        .map(l => Rules.parse(l).map { case (u, i, r) => Rating(u, i, r) }).cache()
-      val (g, b) = p.map(r => if (r.isDefined) (1L, 0L) else (0L, 1L)).fold((0L, 0L))((a, c) => (a._1 + c._1, a._2 + c._2))
-      val fast = p.flatMap(x => x)
-      val loaded = Loading.settleRatings(sc, o.input, g, b, fast, o.skipBadRows, o.uniquePairs)
-      good = loaded.good; bad = loaded.bad
-      skipped = loaded.skipped
-      loaded.exact.getOrElse(fast)
+    val (data, loaded, test) = t.phase("load") {
+      val (r, l) = loadRdd(sc, o.input, o.skipBadRows, o.uniquePairs)
+      (r, l, o.test.map(loadRdd(sc, _, o.skipBadRows, o.uniquePairs)))
     }
-    val ratings = parsed
     val seed = o.seed
     val cut = Rules.threshold(o.holdout)
-    val train = if (cut > 0) ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) >= cut) else ratings
-    val holdout = if (cut > 0) Some(ratings.filter(r => Rules.holdoutHash(r.user, r.product, seed) < cut)) else None
+    val train = if (cut > 0) data.filter(r => Rules.holdoutHash(r.user, r.product, seed) >= cut) else data
+    val holdout = test.map(_._1) // a predefined test file replaces the hashed holdout
+      .orElse(if (cut > 0) Some(data.filter(r => Rules.holdoutHash(r.user, r.product, seed) < cut)) else None)
+    val ratings = test.map(tt => data.union(tt._1)).getOrElse(data)
+    val good = loaded.good + test.map(_._2.good).getOrElse(0L)
+    val bad = loaded.bad + test.map(_._2.bad).getOrElse(0L)
+    val skipped = loaded.skipped ++ test.map(_._2.skipped).getOrElse(Seq.empty)
     if (train.isEmpty()) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
 
     val model = t.phase("fit") {
@@ -99,20 +105,23 @@ object RecommenderScala {
 
   def runDf(spark: SparkSession, o: Options, t: Timer): Outcome = {
     val blocks = o.blocks.getOrElse(spark.sparkContext.defaultParallelism)
-    var skipped = Seq.empty[String]
-    var good = 0L
-    var bad = 0L
-    val ratings = t.phase("load") {
+    val (data, loaded, test) = t.phase("load") {
       Options.checkSource(o.input)
-      val (frame, loaded) = Loading.loadDf(spark, o.input, o.skipBadRows, o.uniquePairs)
-      good = loaded.good; bad = loaded.bad
-      skipped = loaded.skipped
-      frame
+      val (frame, l) = Loading.loadDf(spark, o.input, o.skipBadRows, o.uniquePairs)
+      (frame, l, o.test.map { path => Options.checkSource(path); Loading.loadDf(spark, path, o.skipBadRows, o.uniquePairs) })
     }
-    val cut = Rules.threshold(o.holdout)
-    val held = F.expr(Rules.holdoutSql("user", "item", o.seed)) < cut
-    val train = if (cut > 0) ratings.filter(!held) else ratings
-    val holdout = if (cut > 0) Some(ratings.filter(held)) else None
+    val good = loaded.good + test.map(_._2.good).getOrElse(0L)
+    val bad = loaded.bad + test.map(_._2.bad).getOrElse(0L)
+    val skipped = loaded.skipped ++ test.map(_._2.skipped).getOrElse(Seq.empty)
+    // The predefined test ratings, marked, replace the hashed holdout (df.py `with_test` and `split`).
+    val (ratings, held) = test match {
+      case Some((frame, _)) =>
+        (data.withColumn(TestMark, F.lit(false)).unionByName(frame.withColumn(TestMark, F.lit(true))), F.col(TestMark))
+      case None => (data, F.expr(Rules.holdoutSql("user", "item", o.seed)) < Rules.threshold(o.holdout))
+    }
+    val cut = test.isDefined || Rules.threshold(o.holdout) > 0
+    val train = if (cut) ratings.filter(!held).drop(TestMark) else ratings
+    val holdout = if (cut) Some(ratings.filter(held).drop(TestMark)) else None
     if (train.isEmpty) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
     val als = new MlALS().setRank(o.rank).setMaxIter(o.iterations).setRegParam(o.reg).setSeed(o.seed)
       .setNumUserBlocks(blocks).setNumItemBlocks(blocks).setUserCol("user").setItemCol("item")
@@ -143,7 +152,7 @@ object RecommenderScala {
     }
     val recommended = if (o.topK > 0) Some(Recommend.df(model, train, holdout, o, t)) else None
     val sizes = ratings.agg(F.countDistinct("user"), F.countDistinct("item"),
-      F.sum(if (cut > 0) (!held).cast("long") else F.lit(1L))).first()
+      F.sum(if (cut) (!held).cast("long") else F.lit(1L))).first()
     val nTrain = sizes.getLong(2)
     val counts = Report.counts(good, bad, sizes.getLong(0), sizes.getLong(1), nTrain, good - nTrain, nTrainPred, nHeldPred)
     Outcome(counts, mse, rmse, mae, skipped, recommended)
