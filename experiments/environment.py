@@ -7,6 +7,7 @@ import platform
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,6 +121,53 @@ def machine_cpu_seconds(stat: Path = PROC_STAT) -> float | None:
     return sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
+PROC = Path("/proc")
+
+
+def tree_cpu_seconds(root: int, proc: Path = PROC) -> dict[int, float]:
+    """CPU seconds (user + system) of `root` and every live descendant, by pid, from /proc."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except (OSError, IndexError):
+            continue  # a process that ended meanwhile
+        pid = int(entry.parent.name)
+        parents[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {root}, True
+    while grew:
+        grown = tree | {pid for pid, parent in parents.items() if parent in tree}
+        grew, tree = len(grown) > len(tree), grown
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+class TreeWatch:
+    """Polls a case's process tree while it runs: the CPU time of processes its parents never reap
+    (Spark's Python workers, forked by its daemon) never reaches this process's children's times."""
+
+    def __init__(self, root: int, interval_s: float = 0.5) -> None:
+        self.root, self.interval_s = root, interval_s
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            for pid, seconds in tree_cpu_seconds(self.root).items():
+                self.seen[pid] = max(seconds, self.seen.get(pid, 0.0))
+            if self.stop.wait(self.interval_s):
+                return
+
+    def cpu_s(self) -> float:
+        """The tree's CPU seconds as last seen (each process up to its last poll)."""
+        self.stop.set()
+        self.thread.join()
+        return sum(self.seen.values())
+
+
 def sample_load(stat: Path = PROC_STAT) -> LoadSample:
     """Sample now; a case is measured between two samples (`machine_load`)."""
     times = os.times()
@@ -132,10 +180,11 @@ class MachineLoad:
     """How busy the machine was during one case, so that a slow time on a shared box says why.
 
     `others`: the cores other processes kept busy on average during the case, measured as the
-    machine's CPU time over the case (/proc/stat) less the case's own (its process tree's, as
-    reaped children), over the wall time. Judged by what happened during the case, not by the
-    1-minute load average, which lags and reads the job before. Without /proc/stat (`machine_cpu_s`
-    None) it falls back on that load average after the case less the cores the case kept busy.
+    machine's CPU time over the case (/proc/stat) less the case's own (its process tree's: the
+    reaped children's times, or what `TreeWatch` saw where that is more), over the wall time.
+    Judged by what happened during the case, not by the 1-minute load average, which lags and
+    reads the job before. Without /proc/stat (`machine_cpu_s` None) it falls back on that load
+    average after the case less the cores the case kept busy.
     """
 
     cpus: int
@@ -168,8 +217,10 @@ class MachineLoad:
 BUSY_MARGIN = 0.5
 
 
-def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | None = None) -> MachineLoad:
-    """The load during a case that used `cores` cores, from samples taken before and after it."""
+def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | None = None,
+                 tree_cpu_s: float = 0.0) -> MachineLoad:
+    """The load during a case that used `cores` cores, from samples taken before and after it, and
+    what a `TreeWatch` saw of its process tree's CPU time (where that is more than the reaped)."""
     machine = (None if before.machine_cpu_s is None or after.machine_cpu_s is None
                else round(after.machine_cpu_s - before.machine_cpu_s, 3))
     return MachineLoad(
@@ -177,7 +228,7 @@ def machine_load(before: LoadSample, after: LoadSample, cores: int, cpus: int | 
         cores=cores,
         load_before=round(before.load_1m, 2),
         load_after=round(after.load_1m, 2),
-        cpu_s=round(after.children_cpu_s - before.children_cpu_s, 3),
+        cpu_s=round(max(after.children_cpu_s - before.children_cpu_s, tree_cpu_s), 3),
         wall_s=round(after.monotonic_s - before.monotonic_s, 3),
         machine_cpu_s=machine,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import rapids_explain
-from experiments.environment import MachineLoad, machine_load, sample_load
+from experiments.environment import MachineLoad, TreeWatch, machine_load, sample_load
 from experiments.grid import Case, Device
 from experiments.redact import redact_command, redact_confs, redact_url
 from recommender.data.sources import validated_conversion
@@ -97,15 +97,18 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
     folder = tempfile.mkdtemp(prefix="als-checkpoint-") if target.loopback else None
     full = cmd + (["--checkpoint-dir", folder] if folder else [])
     started, before = time.perf_counter(), sample_load()
-    try:
-        proc = subprocess.run(
-            full, env=submit_env(), capture_output=True, text=True, timeout=target.timeout_s
-        )
-    except subprocess.TimeoutExpired:
-        raise CaseFailed(f"{case.id}: no result after {target.timeout_s:.0f} s: {shlex.join(full)}") from None
-    finally:
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+    with subprocess.Popen(full, env=submit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        watch = TreeWatch(child.pid)
+        try:
+            stdout, stderr = child.communicate(timeout=target.timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise CaseFailed(f"{case.id}: no result after {target.timeout_s:.0f} s: {shlex.join(full)}") from None
+        finally:
+            tree_cpu_s = watch.cpu_s()
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+    proc = subprocess.CompletedProcess(full, child.returncode, stdout, stderr)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.splitlines()[-30:])
@@ -114,7 +117,7 @@ def run(case: Case, cmd: list[str], target: Target) -> CaseRun:
         result = parse_result_line(proc.stdout)
     except ResultLineError as error:
         raise CaseFailed(f"{case.id}: {error}\n{proc.stdout[-2000:]}") from None
-    load = machine_load(before, sample_load(), case.cores)
+    load = machine_load(before, sample_load(), case.cores, tree_cpu_s=tree_cpu_s)
     return CaseRun(result, wall, rapids_explain.explain_lines(proc.stderr), load)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -291,3 +292,23 @@ def test_machine_cpu_time_is_read_from_proc_stat(tmp_path: Path) -> None:
     assert machine_cpu_seconds(stat) == pytest.approx(170 / os.sysconf("SC_CLK_TCK"))  # idle, iowait left out
     assert machine_cpu_seconds(tmp_path / "none") is None
     assert sample_load(tmp_path / "none").machine_cpu_s is None
+
+
+def test_tree_watch_counts_a_grandchild_that_is_never_reaped_into_our_times() -> None:
+    """Like Spark's Python workers: a grandchild burns a second of CPU and its parent never waits
+    for it, so the time never reaches this process's children's times; the watch sees it."""
+    import subprocess
+    import sys
+
+    from experiments.environment import TreeWatch
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    parent = (f"import os, subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {burn!r}])\n"
+              "time.sleep(2.0)\nos._exit(0)")
+    before = os.times()
+    with subprocess.Popen([sys.executable, "-c", parent]) as child:
+        watch = TreeWatch(child.pid, interval_s=0.05)
+        child.wait()
+    seen, after = watch.cpu_s(), os.times()
+    reaped = after.children_user + after.children_system - before.children_user - before.children_system
+    assert seen >= 0.9 > reaped
