@@ -60,9 +60,10 @@ def _grouping(keys: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
-              n_rows: int, n_cols: int, blocks: int = 1) -> Side:
+              n_rows: int, n_cols: int, blocks: int = 1, ones: torch.Tensor | None = None) -> Side:
     """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device,
-    in `blocks` column ranges (see `Side`). Rows already in order (a file sorted by user) skip the sort."""
+    in `blocks` column ranges (see `Side`). Rows already in order (a file sorted by user) skip the sort.
+    `ones`, as long as `ratings`, is the indicator's values: one tensor can serve both sides."""
     wide = blocks * n_rows > torch.iinfo(torch.int32).max
     keys = rows if blocks == 1 else (cols.long() if wide else cols) // -(-n_cols // blocks) * n_rows + rows
     crow, order = _grouping(keys, blocks * n_rows)
@@ -72,7 +73,7 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
     size = (blocks * n_rows, n_cols)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on matmul only
         warnings.simplefilter("ignore", UserWarning)
-        indicator = torch.sparse_csr_tensor(crow, cols, torch.ones_like(ratings), size)
+        indicator = torch.sparse_csr_tensor(crow, cols, torch.ones_like(ratings) if ones is None else ones, size)
         weighted = torch.sparse_csr_tensor(crow, cols, ratings, size)
     return Side(indicator, weighted, counts.to(ratings.dtype), blocks)
 
@@ -175,9 +176,11 @@ def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
         n_users: int, n_items: int, params: ALSParams) -> Model:
     """Train on compact int32 indices and float32 ratings, all on one device."""
     device = ratings.device
-    n = len(ratings)
-    by_user = make_side(users, items, ratings, n_users, n_items, gram_blocks(n_users, n_items, n, params.rank, device))
-    by_item = make_side(items, users, ratings, n_items, n_users, gram_blocks(n_items, n_users, n, params.rank, device))
+    n, ones = len(ratings), torch.ones_like(ratings)  # the indicators' values, shared: 4 bytes a rating
+    by_user = make_side(users, items, ratings, n_users, n_items, gram_blocks(n_users, n_items, n, params.rank, device),
+                        ones)
+    by_item = make_side(items, users, ratings, n_items, n_users, gram_blocks(n_items, n_users, n, params.rank, device),
+                        ones)
     user_factors = initial_factors(n_users, params.rank, params.seed, device)
     item_factors = torch.zeros(n_items, params.rank, device=device)  # solved first, from the users
     for _ in range(params.iterations):

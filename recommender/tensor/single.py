@@ -108,15 +108,19 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         else:
             held = np.zeros(len(users), dtype=bool)
         evaluated = bool(params.holdout) or job.test is not None
+        held_u, held_i, held_r = users[held], items[held], ratings[held]
+        n_ratings = len(ratings)
         if evaluated:
             train = ~held
             user_ids, train_u = compact(users[train])
             item_ids, train_i = compact(items[train])
             train_r = ratings[train]
-        else:  # no copies
+        else:  # no copies, and the raw ids freed once compacted: 400M ratings must fit 24 GB
             user_ids, train_u = compact(users)
             item_ids, train_i = compact(items)
             train_r = ratings
+            users, items = users[:0], items[:0]
+        del held, ratings
 
     with timer.phase("fit"):
         tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
@@ -126,7 +130,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
 
     with timer.phase("predict"):
         train_pred = model.predict(tu, ti)
-        hu, hi = lookup(user_ids, users[held]), lookup(item_ids, items[held])
+        hu, hi = lookup(user_ids, held_u), lookup(item_ids, held_i)
         known = (hu >= 0) & (hi >= 0)
         hold_pred = model.predict(torch.from_numpy(hu[known]).to(device),
                                   torch.from_numpy(hi[known]).to(device))
@@ -134,7 +138,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
 
     with timer.phase("evaluate"):
         n_hold = int(known.sum())
-        hold_truth = torch.from_numpy(ratings[held][known]).to(device)
+        hold_truth = torch.from_numpy(held_r[known]).to(device)
         clipped = hold_pred.clamp(*job.clip) if job.clip is not None else hold_pred
         held_sums = (*_errors(clipped, hold_truth), n_hold) if evaluated else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
@@ -150,13 +154,13 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         if evaluated:
             with timer.phase("evaluate"):
                 model_ranking, baseline = _ranking(job, best, rated, train_i, user_ids, item_ids,
-                                                   users[held], items[held], ratings[held])
+                                                   held_u, held_i, held_r)
                 metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
-        ratings=len(ratings), skipped_rows=skipped,  # without a holdout, compact counted them already
+        ratings=n_ratings, skipped_rows=skipped,  # without a holdout, compact counted them already
         users=distinct_count(users) if evaluated else len(user_ids),
-        items=distinct_count(items) if evaluated else len(item_ids), train=len(tr), holdout=int(np.count_nonzero(held)),
+        items=distinct_count(items) if evaluated else len(item_ids), train=len(tr), holdout=len(held_r),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))
