@@ -115,7 +115,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
             user_ids, train_u = compact(users[train])
             item_ids, train_i = compact(items[train])
             train_r = ratings[train]
-        else:  # no copies, and the raw ids freed once compacted: 400M ratings must fit 24 GB
+        else:  # no copies, and the raw ids freed once compacted (8 bytes a rating)
             user_ids, train_u = compact(users)
             item_ids, train_i = compact(items)
             train_r = ratings
