@@ -65,45 +65,41 @@ def against_cores(frame: pd.DataFrame, path: Path, speedup: bool) -> Path:
     return _save(fig, path)
 
 
-def throughput(frame: pd.DataFrame, path: Path) -> Path:
-    """Ratings per second against data set size (log-log), at each case's most cores."""
+def _against_size(frame: pd.DataFrame, column: str, ylabel: str, title: str, path: Path,
+                  linear_reference: bool = False) -> Path:
+    """A column of the throughput table against data set size (log-log), one line per engine,
+    optionally with a line through the smallest case growing linearly in the ratings."""
     table = tables.throughput(frame)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     labels = frame.label.nunique()
     for _, group in table.groupby(["label", "impl", "api", "device"]):
         group = group.sort_values("ratings")
-        ax.plot(group.ratings, group["ratings/s"], marker="o", label=_series_name(group.iloc[0], labels))
+        ax.plot(group.ratings, group[column], marker="o", label=_series_name(group.iloc[0], labels))
+    if linear_reference and len(table):
+        first = table.sort_values("ratings").iloc[0]
+        span = pd.Series([table.ratings.min(), table.ratings.max()])
+        ax.plot(span, first[column] * span / first.ratings, "k:", label="linear in the ratings")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("ratings in the data set")
-    ax.set_ylabel("ratings per second (whole run)")
-    ax.set_title("Throughput against data set size")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def throughput(frame: pd.DataFrame, path: Path) -> Path:
+    """Ratings per second against data set size (log-log), at each case's most cores."""
+    return _against_size(frame, "ratings/s", "ratings per second (whole run)", "Throughput against data set size",
+                         path)
 
 
 def per_iteration(frame: pd.DataFrame, path: Path) -> Path:
-    """The fit's seconds per iteration against data set size (log-log), with a linear reference:
-    a curve steeper than the line is time per iteration growing faster than the ratings."""
-    table = tables.throughput(frame)
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    labels = frame.label.nunique()
-    for _, group in table.groupby(["label", "impl", "api", "device"]):
-        group = group.sort_values("ratings")
-        ax.plot(group.ratings, group["fit s/iteration"], marker="o", label=_series_name(group.iloc[0], labels))
-    if len(table):
-        first = table.sort_values("ratings").iloc[0]
-        span = pd.Series([table.ratings.min(), table.ratings.max()])
-        ax.plot(span, first["fit s/iteration"] * span / first.ratings, "k:", label="linear in the ratings")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("ratings in the data set")
-    ax.set_ylabel("fit seconds per iteration")
-    ax.set_title("Weak scaling: the fit's time per iteration")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    """The fit's seconds per iteration against data set size, with a linear reference: a curve
+    steeper than the line is time per iteration growing faster than the ratings."""
+    return _against_size(frame, "fit s/iteration", "fit seconds per iteration",
+                         "Weak scaling: the fit's time per iteration", path, linear_reference=True)
 
 
 def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
