@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 
 import boto3
 
@@ -24,6 +22,7 @@ from emr import cost, launcher, run, sizing
 from emr.launcher import Aws, EmrError, Storage
 from emr.spec import DEFAULT_RELEASE, ClusterOptions, SpecError
 from experiments.grid import GridError, Selection
+from experiments.interrupts import stop_signals_raise
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,70 +106,65 @@ def _aws(args: argparse.Namespace) -> Aws:
     return Aws(args.region, args.endpoint_url, boto3.session.Session(profile_name=args.profile))
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def terminate_on_signals() -> None:
-    """A kill or a closed terminal (SIGHUP), not only Ctrl-C, unwinds through the launcher's finally
-    blocks too, which terminate the cluster: with steps queued, EMR's idle timeout never starts."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handler)
+def _command(args: argparse.Namespace) -> int:
+    """The chosen command; its errors are the caller's."""
+    if args.command == "estimate":
+        options = _options(args, "bucket")
+        plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds, prepare_data=False,
+                              cores=run.cluster_cores(options, args.prices))
+        estimate = run.plan_estimate(options, plan, args.prices)
+        node = sizing.node(options, args.prices)
+        print(f"{len(plan.cases)} cases x {plan.rounds} rounds on {options.core_count} x {node.instance_type} "
+              f"({node.vcpus} vCPUs, {node.executor_memory_gib} GiB of executor heap each)")
+        print(estimate.line())
+        print(run.size_problem(options, plan, args.prices) or "the cluster holds every data set in memory")
+        for name in plan.expansions:
+            hours = cost.generation_hours(plan.ratings[name], node.vcpus * options.core_count)
+            print(f"  generate {name} ({plan.ratings[name]:,} ratings expected): about {hours * 60:.1f} min")
+        for case in plan.cases:
+            hours = cost.case_hours(case.impl, case.api, plan.ratings.get(case.data, 0), case.cores)
+            print(f"  {case.id}: about {hours * 60:.1f} min, "
+                  f"{hours * estimate.usd_per_hour:.2f} {estimate.currency} a round")
+        return 0
+    aws = _aws(args)
+    if args.command == "list":
+        for cluster in launcher.ours(aws):
+            print(cluster["Id"], cluster["Status"]["State"], cluster["Name"])
+        return 0
+    if args.command == "terminate":
+        for cluster_id in args.cluster_ids:
+            launcher.terminate(aws, cluster_id)
+            print(f"terminated {cluster_id}")
+        return 0
+    if args.command == "fetch":
+        print(run.fetch(aws, _options(args, "bucket"), args.cluster_id, args.out))
+        return 0
+    storage = Storage(args.bucket, args.prefix or launcher.new_prefix())
+    options = _options(args, args.bucket, storage.prefix)
+    if args.command == "launch":
+        aws.check_bucket(args.bucket)
+        launcher.upload(aws, storage, {})
+        print(launcher.launch(aws, options, storage))
+        return 0
+    plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds,
+                          cores=run.cluster_cores(options, args.prices))
+    out = args.out or Path("results") / f"emr-{datetime.now():%Y%m%d-%H%M%S}.json"
+    print(run.run_grid(aws, options, storage, plan, out, args.cluster_id, args.keep, args.interval,
+                       args.prices))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    terminate_on_signals()
-    try:
-        if args.command == "estimate":
-            options = _options(args, "bucket")
-            plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds, prepare_data=False,
-                                  cores=run.cluster_cores(options, args.prices))
-            estimate = run.plan_estimate(options, plan, args.prices)
-            node = sizing.node(options, args.prices)
-            print(f"{len(plan.cases)} cases x {plan.rounds} rounds on {options.core_count} x {node.instance_type} "
-                  f"({node.vcpus} vCPUs, {node.executor_memory_gib} GiB of executor heap each)")
-            print(estimate.line())
-            print(run.size_problem(options, plan, args.prices) or "the cluster holds every data set in memory")
-            for name in plan.expansions:
-                hours = cost.generation_hours(plan.ratings[name], node.vcpus * options.core_count)
-                print(f"  generate {name} ({plan.ratings[name]:,} ratings expected): about {hours * 60:.1f} min")
-            for case in plan.cases:
-                hours = cost.case_hours(case.impl, case.api, plan.ratings.get(case.data, 0), case.cores)
-                print(f"  {case.id}: about {hours * 60:.1f} min, "
-                      f"{hours * estimate.usd_per_hour:.2f} {estimate.currency} a round")
-            return 0
-        aws = _aws(args)
-        if args.command == "list":
-            for cluster in launcher.ours(aws):
-                print(cluster["Id"], cluster["Status"]["State"], cluster["Name"])
-            return 0
-        if args.command == "terminate":
-            for cluster_id in args.cluster_ids:
-                launcher.terminate(aws, cluster_id)
-                print(f"terminated {cluster_id}")
-            return 0
-        if args.command == "fetch":
-            print(run.fetch(aws, _options(args, "bucket"), args.cluster_id, args.out))
-            return 0
-        storage = Storage(args.bucket, args.prefix or launcher.new_prefix())
-        options = _options(args, args.bucket, storage.prefix)
-        if args.command == "launch":
-            aws.check_bucket(args.bucket)
-            launcher.upload(aws, storage, {})
-            print(launcher.launch(aws, options, storage))
-            return 0
-        plan = run.build_plan(args.grid, args.gpu, _selection(args), args.rounds,
-                              cores=run.cluster_cores(options, args.prices))
-        out = args.out or Path("results") / f"emr-{datetime.now():%Y%m%d-%H%M%S}.json"
-        print(run.run_grid(aws, options, storage, plan, out, args.cluster_id, args.keep, args.interval,
-                           args.prices))
-        return 0
-    except (EmrError, SpecError, GridError, cost.PriceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with stop_signals_raise():  # a kill or a closed terminal (SIGHUP) terminates the cluster too
+        try:
+            return _command(args)
+        except (EmrError, SpecError, GridError, cost.PriceError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:  # the launcher's finally blocks have terminated its cluster
+            print(f"interrupted ({stop or 'Ctrl-C'})", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

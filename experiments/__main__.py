@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from experiments import compare, grid, results
+from experiments.interrupts import stop_signals_raise
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_MACHINE = ("local", "standalone")  # --spark-master values that keep every case on this machine
@@ -39,6 +41,23 @@ def _has_cases(path: Path) -> bool:
         return False
 
 
+def run_grid(cmd: list[str]) -> int:
+    """pytest's exit code for the grid. A stop signal (SIGTERM, SIGHUP) reaches pytest as Ctrl-C does,
+    so it ends the running case and still writes the cases that finished; a second one kills it."""
+    child = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        try:
+            return child.wait()
+        except KeyboardInterrupt as interrupt:
+            if str(interrupt).startswith("signal"):  # ours: Ctrl-C reached pytest's process group already
+                child.send_signal(signal.SIGINT)
+            return child.wait()
+    except KeyboardInterrupt:
+        child.kill()
+        child.wait()
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -58,14 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.results / f"{args.grid}-{platform.node()}-{stamp}.json"
+    partial = json_path.with_name(json_path.name + ".part")  # results/*.json never holds a run still going
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "grid" / "test_cases.py"),
-           "-m", "grid", "--grid", args.grid, f"--benchmark-json={json_path}", *extra]
+           "-m", "grid", "--grid", args.grid, f"--benchmark-json={partial}", *extra]
     print("running:", " ".join(cmd), flush=True)
-    code = subprocess.run(cmd, cwd=ROOT).returncode
+    try:
+        with stop_signals_raise():
+            code = run_grid(cmd)
+    finally:
+        if _has_cases(partial):
+            partial.replace(json_path)
+        else:
+            partial.unlink(missing_ok=True)
     if code != 0:
-        print(f"some cases failed (pytest exit {code}); reporting the ones that finished", file=sys.stderr)
-    if not _has_cases(json_path):
-        json_path.unlink(missing_ok=True)  # an interrupted grid: keep results/*.json usable by compare
+        print(f"some cases failed or were interrupted (pytest exit {code}); reporting the ones that finished",
+              file=sys.stderr)
+    if not json_path.exists():  # keep results/*.json usable by compare
         print(f"error: no case finished, so there is nothing to report (no {json_path.name} kept)", file=sys.stderr)
         return code or 2
     try:

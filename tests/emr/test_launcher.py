@@ -348,22 +348,19 @@ def no_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sighup_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path) -> None:
-    from emr.__main__ import STOP_SIGNALS, terminate_on_signals
+    from experiments.interrupts import STOP_SIGNALS, stop_signals_raise
 
     assert signal.SIGHUP in STOP_SIGNALS
     launched = _launched(aws)
-    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    terminate_on_signals()
     cluster = Cluster(aws, signum=signal.SIGHUP)
-    try:
-        cluster.thread.start()
-        with pytest.raises(KeyboardInterrupt, match="SIGHUP"):
-            run.run_grid(aws, options(bucket), Storage(bucket, "runs/sighup"), plan(ratings_csv),
-                         tmp_path / "emr.json", interval_s=0.05)
-    finally:
-        cluster.thread.join(timeout=60)  # its signal must land while our handler is installed
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+    with stop_signals_raise():
+        try:
+            cluster.thread.start()
+            with pytest.raises(KeyboardInterrupt, match="SIGHUP"):
+                run.run_grid(aws, options(bucket), Storage(bucket, "runs/sighup"), plan(ratings_csv),
+                             tmp_path / "emr.json", interval_s=0.05)
+        finally:
+            cluster.thread.join(timeout=60)  # its signal must land while our handler is installed
     assert len(launched) == 1 and _up(aws, launched) == []
 
 

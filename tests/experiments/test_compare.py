@@ -220,21 +220,59 @@ def test_a_file_without_machine_info_is_reported(tmp_path: Path) -> None:
     assert compare.main([str(path), "--out", str(tmp_path / "report")]) == 0
 
 
+class FakePytest:
+    """A stand-in for the grid's pytest process: writes its --benchmark-json, with the sweep's cases or none."""
+
+    def __init__(self, cases: bool, code: int) -> None:
+        self.cases, self.code = cases, code
+
+    def __call__(self, cmd: list[str], **_: object) -> FakePytest:
+        target = next(a.split("=", 1)[1] for a in cmd if a.startswith("--benchmark-json="))
+        write_results(Path(target), SWEEP if self.cases else {})
+        return self
+
+    def wait(self) -> int:
+        return self.code
+
+
 def test_an_interrupted_grid_leaves_no_empty_results_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import subprocess
-
     from experiments import __main__ as main_module
 
-    def interrupted(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
-        target = next(a.split("=", 1)[1] for a in cmd if a.startswith("--benchmark-json="))
-        Path(target).write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
-        return subprocess.CompletedProcess(cmd, 2)
-
-    monkeypatch.setattr(main_module.subprocess, "run", interrupted)
+    monkeypatch.setattr(main_module.subprocess, "Popen", FakePytest(cases=False, code=2))
     code = main_module.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "report")])
     assert code == 2 and list((tmp_path / "results").iterdir()) == []
     assert "no case finished" in capsys.readouterr().err
+
+
+def test_a_grid_stopped_after_some_cases_keeps_and_reports_them(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments import __main__ as main_module
+
+    monkeypatch.setattr(main_module.subprocess, "Popen", FakePytest(cases=True, code=2))
+    code = main_module.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "report")])
+    kept = list((tmp_path / "results").iterdir())
+    assert code == 2 and len(kept) == 1 and kept[0].suffix == ".json"  # the .part renamed into place
+    assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_a_stop_signal_reaches_the_grid_as_ctrl_c_and_its_finished_cases_are_kept(tmp_path: Path) -> None:
+    """SIGTERM to the main job becomes SIGINT to pytest, which then writes what finished (a stand-in here)."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    from experiments.__main__ import run_grid
+    from experiments.interrupts import stop_signals_raise
+
+    written = tmp_path / "written"
+    child = ("import sys, time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+             "    open(sys.argv[1], 'w').write('finished cases'); sys.exit(2)")
+    with stop_signals_raise():
+        threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        code = run_grid([sys.executable, "-c", child, str(written)])
+    assert code == 2 and written.read_text() == "finished cases"
 
 
 def test_machine_load_is_sampled_around_work() -> None:
