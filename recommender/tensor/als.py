@@ -21,7 +21,7 @@ from recommender.params import ALSParams
 GRAM_CHUNK_BYTES = 2**30  # the k x k systems (packed or unpacked) solved at once
 GRAM_BLOCK_BYTES = 8 * 2**20  # the packed outer products one column block reads: a few times a core's L2 cache
 PACKED_MAX_RANK = 32  # up to this rank the CPU solves packed systems itself; past it, LAPACK's batched Cholesky
-SORT_CHUNK = 2**26  # keys sorted at once when grouping: past it, a chunk at a time (12 bytes a key of sort output)
+SORT_CHUNK = 2**25  # keys sorted at once when grouping (about 26 bytes a key at the peak): past it, in chunks
 
 
 @dataclass(frozen=True)
