@@ -63,14 +63,21 @@ def _grouping(keys: torch.Tensor, n_keys: int, chunk: int = SORT_CHUNK) -> tuple
         return crow, None
     if len(keys) <= chunk:
         return crow, torch.sort(keys, stable=True).indices
-    order = torch.empty(len(keys), dtype=torch.int32, device=keys.device)
+    device, size = keys.device, min(chunk, len(keys))
+    order = torch.empty(len(keys), dtype=torch.int32, device=device)
     free = crow[:-1].long()  # each key's next free slot
+    # One set of chunk buffers for all chunks: fresh pages cost more than the sort on a VM.
+    ordered = torch.empty(size, dtype=keys.dtype, device=device)
+    index, slot = (torch.empty(size, dtype=torch.int64, device=device) for _ in range(2))
+    narrow, step = torch.empty(size, dtype=torch.int32, device=device), torch.arange(size, device=device)
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
-        ordered, index = torch.sort(part, stable=True)
+        m = len(part)
+        torch.sort(part, stable=True, out=(ordered[:m], index[:m]))
         seen = torch.bincount(part, minlength=n_keys)
         shift = free - (torch.cumsum(seen, 0) - seen)  # from a position in the sorted chunk to its slot
-        order[shift[ordered].add_(torch.arange(len(part), device=keys.device))] = index.add_(start).int()
+        torch.index_select(shift, 0, ordered[:m], out=slot[:m]).add_(step[:m])
+        order.scatter_(0, slot[:m], narrow[:m].copy_(index[:m]).add_(start))
         free += seen
     return crow, order
 
