@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from recommender.data.columns import COLUMNS, ITEM, RATING, USER
@@ -195,28 +196,46 @@ def local_size(path: str) -> int:
 def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
     """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a whole:
     the three columns present, ids non-negative 32-bit integers, |ratings| within formats.RATING_LIMIT.
-    Arrow reads the columns on all cores; int32 and float32 columns reach the frame without a copy."""
+    Arrow reads the batches on all cores, each copied into int32/float32 arrays sized from the footers
+    and dropped: 12 bytes a rating in all, where a whole table and its conversion held 24 or more."""
     p = Path(path)
     if not p.exists():
         raise BadInputError(str(p), "file does not exist")
+    ids_problem = "user and item ids must be non-negative 32-bit integers"
+    ratings_problem = f"ratings must be finite numbers at most {RATING_LIMIT:g} in magnitude"
     try:
-        table = pq.read_table(p, columns=list(COLUMNS))
+        dataset = pads.dataset(p, format="parquet", partitioning="hive")  # what pq.read_table reads
+        missing = [name for name in COLUMNS if dataset.schema.get_field_index(name) < 0]
+        if missing:
+            raise KeyError(f"no column {', '.join(missing)}")
+        types = [dataset.schema.field(name).type for name in COLUMNS]
+        if not all(pa.types.is_integer(t) for t in types[:2]):
+            raise BadInputError(str(p), ids_problem)
+        if not (pa.types.is_integer(types[2]) or pa.types.is_floating(types[2])):
+            raise BadInputError(str(p), ratings_problem)
+        n = dataset.count_rows()
+        if n == 0:
+            raise BadInputError(str(p), "no ratings (the table is empty)")
+        columns = {USER: np.empty(n, np.int32), ITEM: np.empty(n, np.int32), RATING: np.empty(n, np.float32)}
+        done = 0
+        # Column chunks read as they are decoded: pre-buffering whole row groups, for high-latency stores,
+        # left about 5 bytes a rating of freed buffers resident here.
+        unbuffered = pads.ParquetFragmentScanOptions(pre_buffer=False)
+        for batch in dataset.to_batches(columns=list(COLUMNS), fragment_scan_options=unbuffered):
+            stop = done + batch.num_rows
+            for name, out in columns.items():
+                column = batch.column(name)
+                values = column.to_numpy(zero_copy_only=False)
+                if name == RATING:
+                    if column.null_count or not (np.abs(values) <= RATING_LIMIT).all():  # NaN fails too
+                        raise BadInputError(str(p), ratings_problem)
+                elif column.null_count or (len(values) and (values.min() < 0 or values.max() > INT32_MAX)):
+                    raise BadInputError(str(p), ids_problem)
+                out[done:stop] = values
+            done = stop
     except (pa.ArrowInvalid, OSError, KeyError) as error:
         raise BadInputError(str(p), f"not a Parquet table with columns {', '.join(COLUMNS)} ({error})") from None
-    if table.num_rows == 0:
-        raise BadInputError(str(p), "no ratings (the table is empty)")
-    columns = {name: table.column(name).to_numpy() for name in COLUMNS}  # nulls become NaN: rejected below
-    for name in (USER, ITEM):
-        ids = columns[name]
-        if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() > INT32_MAX:
-            raise BadInputError(str(p), "user and item ids must be non-negative 32-bit integers")
-        columns[name] = ids.astype(np.int32, copy=False)
-    ratings = columns[RATING]
-    if not np.issubdtype(ratings.dtype, np.number) or not (np.abs(ratings) <= RATING_LIMIT).all():  # NaN fails
-        raise BadInputError(str(p), f"ratings must be finite numbers at most {RATING_LIMIT:g} in magnitude")
-    columns[RATING] = ratings.astype(np.float32, copy=False)
-    # Writable (Arrow's zero-copy views are not; torch would warn): a copy only for a one-chunk column.
-    return ReadResult(pd.DataFrame({name: np.require(a, requirements="W") for name, a in columns.items()}, copy=False))
+    return ReadResult(pd.DataFrame(columns, copy=False))
 
 
 def read_any(path: str | os.PathLike[str], skip_bad_rows: bool = False) -> ReadResult:

@@ -21,6 +21,7 @@ from recommender.params import ALSParams
 GRAM_CHUNK_BYTES = 2**30  # the k x k systems (packed or unpacked) solved at once
 GRAM_BLOCK_BYTES = 8 * 2**20  # the packed outer products one column block reads: a few times a core's L2 cache
 PACKED_MAX_RANK = 32  # up to this rank the CPU solves packed systems itself; past it, LAPACK's batched Cholesky
+SORT_CHUNK = 2**25  # keys sorted at once when grouping (about 26 bytes a key at the peak): past it, in chunks
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,41 @@ def gram_blocks(n_rows: int, n_cols: int, n_ratings: int, rank: int, device: tor
     return max(1, min(-(-n_cols * rank * (rank + 1) * 2 // GRAM_BLOCK_BYTES), n_ratings // (8 * max(n_rows, 1))))
 
 
-def _grouping(keys: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _grouping(keys: torch.Tensor, n_keys: int, chunk: int = SORT_CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
     """CSR row pointers of int `keys` in [0, n_keys), and the stable order that groups them (None when
-    they already are)."""
+    they already are). Past `chunk` keys the sort runs a chunk at a time, each chunk's keys scattered
+    after those of the chunks before (a counting sort), so its int64 indices stay chunk-sized."""
+    counts = torch.bincount(keys, minlength=n_keys)
     crow = torch.zeros(n_keys + 1, dtype=torch.int32, device=keys.device)
-    crow[1:] = torch.cumsum(torch.bincount(keys, minlength=n_keys), 0)
-    return crow, None if bool((keys[1:] >= keys[:-1]).all()) else torch.sort(keys, stable=True).indices
+    crow[1:] = torch.cumsum(counts, 0)
+    if bool((keys[1:] >= keys[:-1]).all()):
+        return crow, None
+    if len(keys) <= chunk:
+        return crow, torch.sort(keys, stable=True).indices
+    device, size = keys.device, min(chunk, len(keys))
+    order = torch.empty(len(keys), dtype=torch.int32, device=device)
+    free = crow[:-1].long()  # each key's next free slot
+    # One set of chunk buffers for all chunks: fresh pages cost more than the sort on a VM.
+    ordered = torch.empty(size, dtype=keys.dtype, device=device)
+    index, slot = (torch.empty(size, dtype=torch.int64, device=device) for _ in range(2))
+    narrow, step = torch.empty(size, dtype=torch.int32, device=device), torch.arange(size, device=device)
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        m = len(part)
+        torch.sort(part, stable=True, out=(ordered[:m], index[:m]))
+        seen = torch.bincount(part, minlength=n_keys)
+        shift = free - (torch.cumsum(seen, 0) - seen)  # from a position in the sorted chunk to its slot
+        torch.index_select(shift, 0, ordered[:m], out=slot[:m]).add_(step[:m])
+        order.scatter_(0, slot[:m], narrow[:m].copy_(index[:m]).add_(start))
+        free += seen
+    return crow, order
+
+
+def rows_of(side: Side) -> torch.Tensor:
+    """Each stored rating's row (user or item index), int32, in the side's order."""
+    crow = side.weighted.crow_indices()
+    rows = torch.repeat_interleave(crow.diff(), output_size=side.weighted.values().shape[0])
+    return rows if side.blocks == 1 else rows.remainder_(side.rows)
 
 
 def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
@@ -64,18 +94,39 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
     """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device,
     in `blocks` column ranges (see `Side`). Rows already in order (a file sorted by user) skip the sort.
     `ones`, as long as `ratings`, is the indicator's values: one tensor can serve both sides."""
-    wide = blocks * n_rows > torch.iinfo(torch.int32).max
-    keys = rows if blocks == 1 else (cols.long() if wide else cols) // -(-n_cols // blocks) * n_rows + rows
+    counts = torch.bincount(rows, minlength=n_rows)
+    if blocks == 1:
+        keys = rows
+    else:  # in place: one key array, 4 bytes a rating (8 past 2^31 block rows)
+        wide = blocks * n_rows > torch.iinfo(torch.int32).max
+        keys = (cols.long() if wide else cols) // -(-n_cols // blocks)
+        keys.mul_(n_rows).add_(rows)
     crow, order = _grouping(keys, blocks * n_rows)
+    del keys
     if order is not None:
         cols, ratings = cols.index_select(0, order), ratings.index_select(0, order)  # faster than [order]
-    counts = torch.bincount(rows, minlength=n_rows)
+    del order
     size = (blocks * n_rows, n_cols)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on matmul only
         warnings.simplefilter("ignore", UserWarning)
         indicator = torch.sparse_csr_tensor(crow, cols, torch.ones_like(ratings) if ones is None else ones, size)
         weighted = torch.sparse_csr_tensor(crow, cols, ratings, size)
     return Side(indicator, weighted, counts.to(ratings.dtype), blocks)
+
+
+def user_side(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, n_users: int, n_items: int,
+              rank: int) -> Side:
+    """The ratings grouped by user, in the column blocks `gram_blocks` picks for `rank`."""
+    return make_side(users, items, ratings, n_users, n_items,
+                     gram_blocks(n_users, n_items, len(ratings), rank, ratings.device))
+
+
+def item_side(by_user: Side, n_items: int, rank: int) -> Side:
+    """The ratings grouped by item, read from `by_user` (so the caller may free its own copies first)
+    and sharing its indicator's ones."""
+    n, device = by_user.weighted.values().shape[0], by_user.counts.device
+    return make_side(by_user.weighted.col_indices(), rows_of(by_user), by_user.weighted.values(), n_items,
+                     by_user.rows, gram_blocks(n_items, by_user.rows, n, rank, device), by_user.indicator.values())
 
 
 @cache
@@ -175,14 +226,15 @@ class Model:
 def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
         n_users: int, n_items: int, params: ALSParams) -> Model:
     """Train on compact int32 indices and float32 ratings, all on one device."""
-    device = ratings.device
-    n, ones = len(ratings), torch.ones_like(ratings)  # the indicators' values, shared: 4 bytes a rating
-    by_user = make_side(users, items, ratings, n_users, n_items, gram_blocks(n_users, n_items, n, params.rank, device),
-                        ones)
-    by_item = make_side(items, users, ratings, n_items, n_users, gram_blocks(n_items, n_users, n, params.rank, device),
-                        ones)
-    user_factors = initial_factors(n_users, params.rank, params.seed, device)
-    item_factors = torch.zeros(n_items, params.rank, device=device)  # solved first, from the users
+    by_user = user_side(users, items, ratings, n_users, n_items, params.rank)
+    return fit_sides(by_user, item_side(by_user, n_items, params.rank), params)
+
+
+def fit_sides(by_user: Side, by_item: Side, params: ALSParams) -> Model:
+    """Train on the ratings grouped both ways (`user_side`, `item_side`)."""
+    device = by_user.counts.device
+    user_factors = initial_factors(by_user.rows, params.rank, params.seed, device)
+    item_factors = torch.zeros(by_item.rows, params.rank, device=device)  # solved first, from the users
     for _ in range(params.iterations):
         item_factors = solve_side(by_item, user_factors, params.reg)
         user_factors = solve_side(by_user, item_factors, params.reg)

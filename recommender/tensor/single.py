@@ -25,6 +25,8 @@ from recommender.tensor import als as torch_als
 from recommender.tensor.topk import TopK, rank_lists, top_k
 from recommender.timing import PhaseTimer
 
+_BLOCK = 2**22  # ids compacted in place this many at a time
+
 
 def device_of(name: str) -> torch.device:
     """`cpu`, `cuda` or `cuda:N`, checked against what this process can use."""
@@ -36,16 +38,24 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-def compact(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, each id's index among them), in linear time for dense id ranges."""
+def compact(ids: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, each id's index among them), in linear time for dense id ranges. With
+    `out` (int32, as long as `ids`; `ids` itself will do) the indices are written there, a block at a time."""
     top = int(ids.max()) if len(ids) else 0
     if top > 50 * max(len(ids), 1):  # sparse id space: sort instead of a lookup table
         distinct, index = np.unique(ids, return_inverse=True)
-        return distinct, index.astype(np.int32)
+        if out is None:
+            return distinct, index.astype(np.int32)
+        out[:] = index
+        return distinct, out
     present = np.zeros(top + 1, dtype=bool)
     present[ids] = True
     lookup = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
-    return np.flatnonzero(present), lookup[ids]
+    if out is None:
+        return np.flatnonzero(present), lookup[ids]
+    for start in range(0, len(ids), _BLOCK):
+        np.take(lookup, ids[start : start + _BLOCK], out=out[start : start + _BLOCK])
+    return np.flatnonzero(present), out
 
 
 def distinct_count(ids: np.ndarray) -> int:
@@ -82,6 +92,15 @@ def _ranking(job: Job, best: TopK, rated: torch.Tensor | None, train_i: np.ndarr
                       job.relevance)
 
 
+def _rated(by_user: torch_als.Side, n_items: int) -> torch.Tensor:
+    """The users x items indicator of the training ratings, for `top_k`: the by-user side's own unless
+    it is cut into column blocks."""
+    if by_user.blocks == 1:
+        return by_user.indicator
+    return torch_als.make_side(torch_als.rows_of(by_user), by_user.indicator.col_indices(),
+                               by_user.indicator.values(), by_user.rows, n_items).indicator
+
+
 def run(job: Job, timer: PhaseTimer) -> Outcome:
     """Load, fit, predict and evaluate on one device; each phase ends with the device's queue empty."""
     device = device_of(job.device)
@@ -115,21 +134,24 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
             user_ids, train_u = compact(users[train])
             item_ids, train_i = compact(items[train])
             train_r = ratings[train]
-        else:  # no copies, and the raw ids freed once compacted (8 bytes a rating)
-            user_ids, train_u = compact(users)
-            item_ids, train_i = compact(items)
-            train_r = ratings
-            users, items = users[:0], items[:0]
-        del held, ratings
+            raw = (users, items)
+        else:  # no copies: the ids compacted in place, the raw ones gone (8 bytes a rating)
+            user_ids, train_u = compact(users, out=users)
+            item_ids, train_i = compact(items, out=items)
+            train_r, raw = ratings, None
+        del held, ratings, users, items
 
-    with timer.phase("fit"):
-        tu, ti = torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device)
-        tr = torch.from_numpy(train_r).to(device)
-        model = torch_als.fit(tu, ti, tr, len(user_ids), len(item_ids), params)
+    with timer.phase("fit"):  # the by-user side is all that is kept of the training ratings
+        by_user = torch_als.user_side(torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device),
+                                      torch.from_numpy(train_r).to(device), len(user_ids), len(item_ids),
+                                      params.rank)
+        del train_u, train_i, train_r
+        model = torch_als.fit_sides(by_user, torch_als.item_side(by_user, len(item_ids), params.rank), params)
         torch_als.synchronize(device)
 
-    with timer.phase("predict"):
-        train_pred = model.predict(tu, ti)
+    with timer.phase("predict"):  # the training pairs in the by-user side's order
+        tr = by_user.weighted.values()
+        train_pred = model.predict(torch_als.rows_of(by_user), by_user.weighted.col_indices())
         hu, hi = lookup(user_ids, held_u), lookup(item_ids, held_i)
         known = (hu >= 0) & (hi >= 0)
         hold_pred = model.predict(torch.from_numpy(hu[known]).to(device),
@@ -146,21 +168,20 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     recommended = None
     if job.top_k:
         with timer.phase("recommend"):
-            rated = (torch_als.make_side(tu, ti, tr, len(user_ids), len(item_ids)).indicator
-                     if job.exclude_rated else None)
+            rated = _rated(by_user, len(item_ids)) if job.exclude_rated else None
             best = top_k(model.users, model.items, job.top_k, rated)
             torch_als.synchronize(device)
         recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated, job.relevance)
         if evaluated:
             with timer.phase("evaluate"):
-                model_ranking, baseline = _ranking(job, best, rated, train_i, user_ids, item_ids,
-                                                   held_u, held_i, held_r)
+                model_ranking, baseline = _ranking(job, best, rated, by_user.weighted.col_indices().cpu().numpy(),
+                                                   user_ids, item_ids, held_u, held_i, held_r)
                 metrics = replace(metrics, ranking=model_ranking, baseline=baseline)
 
     counts = Counts(
         ratings=n_ratings, skipped_rows=skipped,  # without a holdout, compact counted them already
-        users=distinct_count(users) if evaluated else len(user_ids),
-        items=distinct_count(items) if evaluated else len(item_ids), train=len(tr), holdout=len(held_r),
+        users=distinct_count(raw[0]) if raw else len(user_ids),
+        items=distinct_count(raw[1]) if raw else len(item_ids), train=len(tr), holdout=len(held_r),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
     runtime = Runtime(torch=TorchRuntime(torch.__version__, str(device), torch.get_num_threads()))

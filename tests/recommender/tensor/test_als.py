@@ -74,6 +74,33 @@ def test_grouping_is_a_stable_sort(keys: list[int]) -> None:
     assert crow.tolist() == [0, *np.cumsum(np.bincount(keys, minlength=10)).tolist()]
 
 
+@given(st.lists(st.integers(0, 9), min_size=2, max_size=60), st.integers(1, 7))
+def test_grouping_a_chunk_at_a_time_is_the_same_stable_sort(keys: list[int], chunk: int) -> None:
+    crow, order = torch_als._grouping(torch.tensor(keys, dtype=torch.int32), 10, chunk=chunk)
+    expected = torch.sort(torch.tensor(keys), stable=True).indices
+    assert torch.equal(order.long() if order is not None else torch.arange(len(keys)), expected)
+    assert crow.tolist() == [0, *np.cumsum(np.bincount(keys, minlength=10)).tolist()]
+
+
+@pytest.mark.parametrize(("user_blocks", "item_blocks"), [(1, 1), (3, 1), (1, 4), (3, 4)])
+def test_the_item_side_read_from_the_user_side_is_the_item_side_of_the_ratings(user_blocks: int,
+                                                                               item_blocks: int) -> None:
+    u, i, r = random_ratings(30, 20, 0.4, 5)
+    order = np.random.default_rng(2).permutation(len(u))
+    tu, ti, tr = (torch.from_numpy(a[order]) for a in (u, i, r))
+    by_user = torch_als.make_side(tu, ti, tr, 30, 20, user_blocks)
+    rows = torch_als.rows_of(by_user)  # each stored rating's user, whatever the column blocks
+    values = by_user.weighted.values()
+    stored = zip(rows.tolist(), by_user.weighted.col_indices().tolist(), values.tolist(), strict=True)
+    assert sorted(stored) == sorted(zip(u.tolist(), i.tolist(), r.tolist(), strict=True))
+    direct = torch_als.make_side(ti, tu, tr, 20, 30, item_blocks)
+    read = torch_als.make_side(by_user.weighted.col_indices(), torch_als.rows_of(by_user), by_user.weighted.values(),
+                               20, 30, item_blocks, by_user.indicator.values())
+    assert torch.equal(read.weighted.to_dense(), direct.weighted.to_dense())
+    assert torch.equal(read.indicator.to_dense(), direct.indicator.to_dense())
+    assert torch.equal(read.counts, direct.counts)
+
+
 def test_gram_blocks_fit_the_cache_on_the_cpu_only() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert torch_als.gram_blocks(27_000, 138_000, 20_000_000, 10, cpu) == 4  # 30 MB of packed pairs
@@ -122,6 +149,9 @@ def test_compact_and_lookup_are_inverse(ids: list[int]) -> None:
     assert (distinct[index] == values).all()
     assert (torch_engine.lookup(distinct, values) == index).all()
     assert torch_engine.lookup(distinct, np.array([-1], dtype=np.int64))[0] == -1
+    in_place = values.astype(np.int32)  # the indices written over the ids themselves
+    again, written = torch_engine.compact(in_place, out=in_place)
+    assert written is in_place and np.array_equal(again, distinct) and np.array_equal(in_place, index)
 
 
 @pytest.mark.parametrize("exclude", [False, True])
