@@ -81,8 +81,6 @@ BY_USER, BY_ITEM, HELD_BY_USER, HELD_BY_ITEM = SIDES = range(4)
 # The routing pass's input columns besides user, item and rating: the input file (0: --data, 1: --test),
 # whether the row is a valid rating, whether it is held out.
 FILE, OK, HELD = "_file", "_ok", "_held"
-# What the routing pass's Python sees of each row besides its rating: user << 31 | item, and OK | HELD << 1 | FILE << 2.
-CODE, TAG = "_code", "_tag"
 # Per input file, the rows read: valid ratings and bad rows (the routing pass counts them, the stage sums them).
 READ = ("rows0", "bad0", "rows1", "bad1")
 WARM_UP = "torch-spark-import"  # the thread that imports torch ahead of the barrier tasks
@@ -251,28 +249,27 @@ def _column(batch: pa.RecordBatch, name: str, dtype: type) -> np.ndarray:
 def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
     """Each valid rating twice, to the task that owns its user and to the task that owns its item.
 
-    Spark turns each row into two columns, `CODE` (user << 31 | item) and `TAG` (OK, HELD and FILE
-    in one byte), so that few values cross to Python. One Arrow pass then packs each input batch into
-    one row per task: a key that hash partitioning sends to that task, and two binary columns holding
-    the task's ratings of the batch as numpy arrays (the uint64 code; the float32 rating) ordered by
-    side, with the side sizes. The row for task 0 also counts the batch's valid and bad rows per file.
-    Spark's shuffle then moves a few large binary values instead of twice as many rows as ratings.
+    One Arrow pass packs each input batch into one row per task: a key that hash partitioning sends
+    to that task, and two binary columns holding the task's ratings of the batch as numpy arrays
+    (user << 31 | item as uint64; the float32 rating) ordered by side, with the side sizes. The row
+    for task 0 also counts the batch's valid and bad rows per file. Spark's shuffle then moves a few
+    large binary values instead of twice as many rows as ratings.
     """
     task_type = np.uint8 if len(SIDES) * blocks <= 256 else np.uint16  # small keys: numpy's radix sort
-    mask = np.uint64((1 << 31) - 1)
 
     def pack(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
         warm_up()
         for batch in batches:
-            tag = _column(batch, TAG, np.uint8)
-            ok, file = (tag & 1).astype(np.bool_), tag >> 2
+            ok, file = _column(batch, OK, np.bool_), _column(batch, FILE, np.int8)
             read = [int(np.count_nonzero(valid & (file == f))) for f in (0, 1) for valid in (ok, ~ok)]
             if not ok.all():
-                batch, tag = batch.filter(pa.array(ok)), tag[ok]
-            code, rating = _column(batch, CODE, np.uint64), _column(batch, RATING, np.float32)
-            side = ((tag >> 1) & 1).astype(np.uint32) * HELD_BY_USER
-            target = np.concatenate([owner(code >> np.uint64(31), blocks) * len(SIDES) + side,
-                                     owner(code & mask, blocks) * len(SIDES) + side + 1]).astype(task_type)
+                batch = batch.filter(pa.array(ok))
+            user, item = _column(batch, USER, np.int32), _column(batch, ITEM, np.int32)
+            rating, held = _column(batch, RATING, np.float32), _column(batch, HELD, np.bool_)
+            code = (user.astype(np.uint64) << np.uint64(31)) | item.astype(np.uint64)
+            side = held.astype(np.int64) * HELD_BY_USER
+            target = np.concatenate([owner(user, blocks) * len(SIDES) + side,
+                                     owner(item, blocks) * len(SIDES) + side + 1]).astype(task_type)
             order = np.argsort(target, kind="stable")
             codes, ratings = np.concatenate([code, code])[order], np.concatenate([rating, rating])[order]
             sizes = np.bincount(target, minlength=len(SIDES) * blocks).reshape(blocks, len(SIDES))
@@ -285,10 +282,7 @@ def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
             out |= {name: [count] + [0] * (blocks - 1) for name, count in zip(READ, read, strict=True)}
             yield pa.RecordBatch.from_pydict(out)
 
-    code = F.shiftleft(F.col(USER).cast("long"), 31).bitwiseOR(F.col(ITEM).cast("long"))
-    held = F.coalesce(F.col(HELD), F.lit(False))  # a bad row's holdout hash may be null; OK is 0 there anyway
-    tag = F.col(OK).cast("int") + held.cast("int") * 2 + F.col(FILE) * 4
-    columns = frame.select(code.alias(CODE), F.col(RATING), tag.cast("byte").alias(TAG))
+    columns = frame.select(USER, ITEM, RATING, FILE, OK, HELD)
     return columns.mapInArrow(pack, PACKED).repartition(blocks, "key")
 
 
