@@ -6,6 +6,8 @@ returns an `Outcome` whose runtime says what ran.
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from pyspark.sql import SparkSession
 
 from recommender.engine import Job, Outcome
@@ -34,16 +36,15 @@ def mllib(job: Job, timer: PhaseTimer) -> Outcome:
 
 
 def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
-    """`impl torch-spark`: the PyTorch solver distributed by Spark, each task on `job.device`."""
-    import torch
-
+    """`impl torch-spark`: the PyTorch solver distributed by Spark, each task on `job.device`.
+    The driver never imports torch (a second of start-up): only the tasks do; its version is the package's."""
     from recommender.tensor import on_spark
 
     spark = SparkSession.active()
     figures: list[on_spark.StageFigures] = []
     counts, metrics, examples, recommended = on_spark.run(spark, job, timer, report=figures.append)
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
-    torch_info = TorchRuntime(torch.__version__, job.device, task_cpus)
+    torch_info = TorchRuntime(version("torch"), job.device, task_cpus)
     return Outcome(counts, metrics, Runtime(spark_runtime(spark), torch_info), blocks(spark, job), examples,
                    resources={k: float(v) for k, v in figures[0].extra_info().items()} if figures else {},
                    recommended=recommended)

@@ -200,8 +200,10 @@ def owner(ids: np.ndarray, blocks: int) -> np.ndarray:
 
 def partition_keys(spark: SparkSession, blocks: int) -> list[int]:
     """For each partition t of `repartition(blocks, key)`, a long key that Spark's hash partitioning
-    (pmod(murmur3 hash, blocks), as SQL's `hash`) sends to t: so a row can name its target task."""
-    rows = spark.range(64 * blocks).select("id", F.expr(f"pmod(hash(id), {blocks})").alias("p")).collect()
+    (pmod(murmur3 hash, blocks), as SQL's `hash`) sends to t: so a row can name its target task.
+    The candidates are a literal table, which Spark evaluates on the driver without running a job."""
+    ids = ", ".join(f"({i}L)" for i in range(64 * blocks))
+    rows = spark.sql(f"SELECT id, pmod(hash(id), {blocks}) AS p FROM VALUES {ids} AS t(id)").collect()
     keys: dict[int, int] = {}
     for row in rows:
         keys.setdefault(row["p"], row["id"])
@@ -388,16 +390,18 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 class _Rows:
-    """The row index of each rating of a CSR side, sliced on demand (it is never built whole)."""
+    """The row index of each rating of a CSR side, in its order, sliced on demand (it is never built
+    whole); a side in column blocks (`Side.blocks`) stacks its rows once per block."""
 
     def __init__(self, side: Side) -> None:
         self.crow = side.indicator.crow_indices().long()
+        self.rows = side.rows
 
     def __getitem__(self, at: slice) -> torch.Tensor:
         import torch
 
         positions = torch.arange(at.start, min(at.stop, int(self.crow[-1])), device=self.crow.device)
-        return torch.searchsorted(self.crow, positions, right=True) - 1
+        return (torch.searchsorted(self.crow, positions, right=True) - 1) % self.rows
 
 
 def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows, cols: torch.Tensor,
@@ -450,9 +454,10 @@ def _ranking(k: int, sums: dict[str, float], who: str) -> Ranking | None:
     return Ranking(k, int(users), *(sums[f"{who}_{name}"] / users for name in RANKED[1:]))
 
 
-def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int,
+def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int, rank: int,
           device: torch.device) -> Side:
-    """`als.make_side` of numpy arrays moved to `device` (shared, not copied, on the CPU)."""
+    """`als.make_side` of numpy arrays moved to `device` (shared, not copied, on the CPU), in the
+    column blocks `als.gram_blocks` gives these sizes, as the single-node engine builds its sides."""
     import torch
 
     from recommender.tensor import als
@@ -460,15 +465,20 @@ def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, 
     def moved(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(device)
 
-    return als.make_side(moved(rows), moved(cols), moved(ratings), n_rows, n_cols)
+    blocks = als.gram_blocks(n_rows, n_cols, len(ratings), rank, device)
+    return als.make_side(moved(rows), moved(cols), moved(ratings), n_rows, n_cols, blocks)
 
 
-def _rows(side: Side) -> torch.Tensor:
-    """The row index of each rating of a CSR side, in its order."""
-    import torch
+def _rated(side: Side) -> torch.Tensor:
+    """The side's rows x cols indicator of ratings, one block (what `topk` leaves out): built anew,
+    in row order, from a side in column blocks."""
+    from recommender.tensor import als
 
-    crow = side.indicator.crow_indices().long()
-    return torch.repeat_interleave(torch.arange(side.rows, device=crow.device), crow[1:] - crow[:-1])
+    if side.blocks == 1:
+        return side.indicator
+    rows = _Rows(side)[0:side.indicator.values().shape[0]].int()
+    return als.make_side(rows, side.indicator.col_indices(), side.indicator.values(), side.rows,
+                         side.indicator.shape[1]).indicator
 
 
 def _trainer(params: ALSParams, device_name: str, wanted: Wanted
@@ -525,12 +535,12 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
                 del user_parts, item_parts
                 u_cols = _positions(item_ids, train_u.item)
                 train_u.user = train_u.item = np.empty(0, np.int32)
-                user_side = _side(u_rows, u_cols, train_u.rating, len(my_users), len(item_ids), device)
+                user_side = _side(u_rows, u_cols, train_u.rating, len(my_users), len(item_ids), params.rank, device)
                 del u_rows, u_cols
                 train_u.rating = np.empty(0, np.float32)
                 i_cols = _positions(user_ids, train_i.user)
                 train_i.user = train_i.item = np.empty(0, np.int32)
-                item_side = _side(i_rows, i_cols, train_i.rating, len(my_items), len(user_ids), device)
+                item_side = _side(i_rows, i_cols, train_i.rating, len(my_items), len(user_ids), params.rank, device)
                 del i_rows, i_cols, train_i
                 seconds["setup_s"] = lap()
 
@@ -566,7 +576,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
                 seconds["evaluate_s"] = lap()
 
                 if wanted.top_k:
-                    rated = user_side.indicator if wanted.exclude_rated else None
+                    rated = _rated(user_side) if wanted.exclude_rated else None
                     best = top_k(mine, items, wanted.top_k, rated, TOP_K_CHUNK_BYTES)
                     als.synchronize(device)
                     row["k"] = best.items.shape[1]
