@@ -89,6 +89,15 @@ def rows_of(side: Side) -> torch.Tensor:
     return rows if side.blocks == 1 else rows.remainder_(side.rows)
 
 
+def rated(side: Side) -> torch.Tensor:
+    """The side's rows x cols indicator in one block (the rated items `topk.top_k` leaves out): its own,
+    or rebuilt in row order from a side in column blocks."""
+    if side.blocks == 1:
+        return side.indicator
+    return make_side(rows_of(side), side.indicator.col_indices(), side.indicator.values(), side.rows,
+                     side.indicator.shape[1]).indicator
+
+
 def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor,
               n_rows: int, n_cols: int, blocks: int = 1, ones: torch.Tensor | None = None) -> Side:
     """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device,

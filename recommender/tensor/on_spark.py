@@ -469,18 +469,6 @@ def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, 
     return als.make_side(moved(rows), moved(cols), moved(ratings), n_rows, n_cols, blocks)
 
 
-def _rated(side: Side) -> torch.Tensor:
-    """The side's rows x cols indicator of ratings, one block (what `topk` leaves out): built anew,
-    in row order, from a side in column blocks."""
-    from recommender.tensor import als
-
-    if side.blocks == 1:
-        return side.indicator
-    rows = _Rows(side)[0:side.indicator.values().shape[0]].int()
-    return als.make_side(rows, side.indicator.col_indices(), side.indicator.values(), side.rows,
-                         side.indicator.shape[1]).indicator
-
-
 def _trainer(params: ALSParams, device_name: str, wanted: Wanted
              ) -> Callable[[Iterable[pa.RecordBatch]], Iterable[pa.RecordBatch]]:
     """The body of each barrier task: read, meet, fit, predict, evaluate, recommend, one result row."""
@@ -576,7 +564,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
                 seconds["evaluate_s"] = lap()
 
                 if wanted.top_k:
-                    rated = _rated(user_side) if wanted.exclude_rated else None
+                    rated = als.rated(user_side) if wanted.exclude_rated else None
                     best = top_k(mine, items, wanted.top_k, rated, TOP_K_CHUNK_BYTES)
                     als.synchronize(device)
                     row["k"] = best.items.shape[1]

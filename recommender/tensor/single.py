@@ -92,15 +92,6 @@ def _ranking(job: Job, best: TopK, rated: torch.Tensor | None, train_i: np.ndarr
                       job.relevance)
 
 
-def _rated(by_user: torch_als.Side, n_items: int) -> torch.Tensor:
-    """The users x items indicator of the training ratings, for `top_k`: the by-user side's own unless
-    it is cut into column blocks."""
-    if by_user.blocks == 1:
-        return by_user.indicator
-    return torch_als.make_side(torch_als.rows_of(by_user), by_user.indicator.col_indices(),
-                               by_user.indicator.values(), by_user.rows, n_items).indicator
-
-
 def run(job: Job, timer: PhaseTimer) -> Outcome:
     """Load, fit, predict and evaluate on one device; each phase ends with the device's queue empty."""
     device = device_of(job.device)
@@ -168,7 +159,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     recommended = None
     if job.top_k:
         with timer.phase("recommend"):
-            rated = _rated(by_user, len(item_ids)) if job.exclude_rated else None
+            rated = torch_als.rated(by_user) if job.exclude_rated else None
             best = top_k(model.users, model.items, job.top_k, rated)
             torch_als.synchronize(device)
         recommended = Recommended(best.items.shape[1], len(user_ids), job.exclude_rated, job.relevance)

@@ -134,7 +134,7 @@ def test_a_killed_worker_fails_the_stage_and_spark_retries_it(spark, csv: str, s
 
 def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None:
     """The stage builds its sides in `als.gram_blocks` column blocks, as the single-node engine does:
-    the training errors (read through `_Rows`) and the indicator top-k leaves out (`_rated`) are
+    the training errors (read through `_Rows`) and the indicator top-k leaves out (`als.rated`) are
     those of the unblocked side."""
     rng = np.random.default_rng(3)
     pairs = np.unique(rng.integers(0, [50, 400], size=(3000, 2)), axis=0).astype(np.int32)
@@ -149,5 +149,5 @@ def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None
                                    side.weighted.values())
 
     assert errors(four) == pytest.approx(errors(one), rel=1e-12)
-    assert torch.equal(torch_spark._rated(four).to_dense(), one.indicator.to_dense())
-    assert torch_spark._rated(one) is one.indicator
+    assert torch.equal(torch_als.rated(four).to_dense(), one.indicator.to_dense())
+    assert torch_als.rated(one) is one.indicator
