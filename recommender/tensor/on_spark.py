@@ -34,7 +34,6 @@ import importlib
 import io
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -112,7 +111,7 @@ class TaskFigures:
     held_bytes: int  # those rows unpacked: int32 user and item, float32 rating
     tensor_bytes: int  # the blocks and factor matrices it kept as torch tensors
     start_rss_bytes: int  # resident memory of its Python worker once torch is imported, before the data
-    peak_rss_bytes: int  # peak resident memory of its Python worker process
+    peak_rss_bytes: int  # peak resident memory of its Python worker process during the task
     peak_device_bytes: int  # peak CUDA memory, 0 on the CPU
     import_s: float  # torch and this package: what is left of `warm_up`'s import when the task starts
     read_s: float  # shuffle read and the chunks to numpy
@@ -434,6 +433,22 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _restart_peak_rss() -> None:
+    """Restart this process's resident high-water mark from now (Linux's clear_refs "5"), so that a
+    Python worker Spark reuses reports the task's own peak, not the routing pass's before it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:  # not Linux, or not allowed: the peak is then the worker's whole life's
+        pass
+
+
+def _peak_rss() -> int:
+    """This process's resident high-water mark (VmHWM) since `_restart_peak_rss`, in bytes."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
 def _ranked(group: Group, model: Ranking | None, baseline: Ranking | None) -> list[float]:
     """Both rankings' user-weighted sums over all tasks (each task ranks its own users)."""
     from recommender.tensor.collective import all_sum
@@ -493,6 +508,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
         device = torch.device(_task_device(context, device_name))
         if device.type == "cuda":
             torch.cuda.set_device(device)
+        _restart_peak_rss()
         start_rss = _rss()
         seconds = dict.fromkeys((f.name for f in fields(TaskFigures) if f.type == "float"), 0.0)
         seconds["import_s"] = lap()
@@ -587,7 +603,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
         figures = TaskFigures(
             task=group.rank, stage=context.stageId(), rows=rows, held_bytes=held_bytes,
             tensor_bytes=sum(t.element_size() * t.nelement() for t in kept), start_rss_bytes=start_rss,
-            peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            peak_rss_bytes=_peak_rss(),
             peak_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0,
             **seconds,
         )
