@@ -83,6 +83,7 @@ def measure(spark: SparkSession, named: dict[str, Callable[[], int]], rounds: in
             load = machine_load(before, sample_load(), cores, tree_cpu_s=watch.cpu_s() - spent)
             spark.catalog.clearCache()
             runs[name].append({"seconds": round(seconds, 3), "ratings": ratings, "load": load.as_dict()})
+            print(f"{name}: {seconds:.1f} s, {ratings:,} ratings, other processes {load.others:.2f} cores", flush=True)
     return [_entry(name, found) for name, found in runs.items()]
 
 
