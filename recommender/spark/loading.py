@@ -10,7 +10,7 @@ skipping is allowed, the bad lines are counted and a few kept as examples for th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -147,32 +147,70 @@ def _trim(text: Column) -> Column:
     return F.trim(text, F.lit(WHITESPACE))
 
 
+def _digits(value: Column) -> Column:
+    """How many decimal digits a non-negative int has (1 for 0): comparisons only, nothing allocated."""
+    count = F.when(value < 10, 1)
+    for n in range(2, 10):
+        count = count.when(value < 10**n, n)
+    return count.otherwise(10)
+
+
 def _sure_id(text: Column) -> tuple[Column, Column]:
     """(value, sure): sure only where `text` is certainly a valid id.
 
-    Written as Spark writes the int back (`42`), as nearly every file does, it is sure at the cost of
-    one cast and one comparison; otherwise (spaces, leading zeros) the value is read again from the
-    trimmed text with zeros stripped. Never wrong the other way: a valid id it is unsure of ("-0")
-    only sends the file to the exact pass.
+    Written as Spark writes the int back (`42`), as nearly every file does, it is sure when its
+    bytes are exactly its value's digits: Spark's cast takes only ASCII digits, a sign, a fraction and
+    surrounding whitespace, each of which adds a byte, so no string is made for the comparison.
+    Otherwise (spaces, leading zeros) the value is read again from the trimmed text with zeros
+    stripped. Never wrong the other way: a valid id it is unsure of ("-0") only sends the file to
+    the exact pass.
     """
     value = text.try_cast("int")
-    plain = value.cast("string") == text
+    plain = (value >= 0) & (F.octet_length(text) == _digits(value))
     trimmed = _trim(text)
     digits = F.ltrim(trimmed, F.lit("0"))
     again = trimmed.try_cast("int")
     padded = (again.cast("string") == digits) | ((again == 0) & (digits == "") & (trimmed != ""))
-    return F.when(plain, value).otherwise(again), F.when(plain, value >= 0).otherwise((again >= 0) & padded)
+    return F.when(plain, value).otherwise(again), F.when(plain, True).otherwise((again >= 0) & padded)
+
+
+def _ends_in(text: Column, chars: str) -> Column:
+    """Whether `text` ends in one of `chars`: one byte compared each, nothing allocated."""
+    ends = text.endswith(chars[0])
+    for char in chars[1:]:
+        ends = ends | text.endswith(char)
+    return ends
 
 
 def _sure_rating(text: Column) -> tuple[Column, Column]:
     """(value, sure): a decimal within formats.RATING_LIMIT, surrounded by nothing but `formats.WHITESPACE`.
 
-    Only the characters of formats.FLOAT_PATTERN and that whitespace, read by Java's double parser
-    (which takes that whitespace and otherwise the pattern's grammar), so no trim is needed.
+    Java's double parser, which Spark's cast uses, takes the grammar of formats.FLOAT_PATTERN, and
+    besides it only: characters up to U+0020 around the number, a type suffix (`4d`), hexadecimal
+    (`0x1p2`), NaN and Infinity (not finite: the bound rejects them). A text that starts above U+0020,
+    ends in a digit or a point and holds no `x` is therefore a decimal, settled by byte compares.
+    Otherwise (spaces around it, say) only the pattern's characters and that whitespace are allowed.
     """
     value = text.try_cast("double")
-    plain = F.translate(text, "0123456789.eE+-" + WHITESPACE, "") == ""
-    return value, plain & (F.abs(value) <= RATING_LIMIT)
+    bounded = F.abs(value) <= RATING_LIMIT
+    plain = (text >= "!") & _ends_in(text, "0123456789.") & ~text.contains("x") & ~text.contains("X")
+    allowed = F.translate(text, "0123456789.eE+-" + WHITESPACE, "") == ""
+    return value, F.when(plain, bounded).otherwise(allowed & bounded)
+
+
+IdCheck = Callable[[Column], tuple[Column, Column]]
+
+
+def fast_pass(spark: SparkSession, path: str, sure_id: IdCheck = _sure_id) -> DataFrame:
+    """The file through Spark's CSV reader, lazily: (ok, user int, item int, rating float) per line;
+    bad rows keep whatever their casts gave, only the rows with `ok` are ever read.
+    (`sure_id` is replaceable so that experiments/load_bench.py can time the previous check beside it.)"""
+    text = spark.read.csv(path, schema=TEXT_SCHEMA, **CSV_OPTIONS)
+    user, sure_user = sure_id(F.col("u"))
+    item, sure_item = sure_id(F.col("i"))
+    rating, sure_rating = _sure_rating(F.col("r"))
+    ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
+    return text.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
 
 
 def load_df(
@@ -183,14 +221,7 @@ def load_df(
     `unique_pairs`: the pairs are known to be unique (`Job.unique_pairs`), so no distinct count.
     """
     check_source(path)
-    text = spark.read.csv(path, schema=TEXT_SCHEMA, **CSV_OPTIONS)
-    user, sure_user = _sure_id(F.col("u"))
-    item, sure_item = _sure_id(F.col("i"))
-    rating, sure_rating = _sure_rating(F.col("r"))
-    ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
-    # Bad rows keep whatever their casts gave: only the rows with `ok` are ever read.
-    parsed = text.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
-    parsed = parsed.cache()
+    parsed = fast_pass(spark, path).cache()
     try:
         row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
     except Py4JJavaError as error:

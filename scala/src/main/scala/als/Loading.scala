@@ -86,26 +86,38 @@ object Loading {
   /** SQL for a field with Rules' whitespace trimmed (SQL functions, which Spark 3.5 has too). */
   private def trimmed(field: String): String = s"trim(BOTH ' \\t\\r' FROM $field)"
 
+  /** How many decimal digits a non-negative int has (1 for 0): comparisons only, nothing allocated. */
+  private def digits(value: Column): Column =
+    (2 to 9).foldLeft(F.when(value < 10, 1))((count, n) => count.when(value < math.pow(10, n).toInt, n)).otherwise(10)
+
   /** (value, sure): sure only where the text is certainly a valid id. Written as Spark writes the int
-    * back, as nearly every file does, one cast and one comparison settle it; otherwise (spaces, leading
-    * zeros) it is read again from the trimmed text with zeros stripped. An unsure valid one ("-0") only
-    * sends the file to the exact pass. */
+    * back, as nearly every file does, it is sure when its bytes are exactly its value's digits (Spark's
+    * cast takes only ASCII digits, a sign, a fraction and surrounding whitespace, each adding a byte);
+    * otherwise (spaces, leading zeros) it is read again from the trimmed text with zeros stripped. An
+    * unsure valid one ("-0") only sends the file to the exact pass. */
   private def sureId(field: String): (Column, Column) = {
     val value = F.expr(s"try_cast($field AS INT)")
-    val plain = value.cast("string") === F.col(field)
+    val plain = value >= 0 && F.octet_length(F.col(field)) === digits(value)
     val text = F.expr(trimmed(field))
     val again = F.expr(s"try_cast(${trimmed(field)} AS INT)")
-    val digits = F.expr(s"TRIM(LEADING '0' FROM ${trimmed(field)})")
-    val padded = again.cast("string") === digits || (again === 0 && digits === "" && text =!= "")
-    (F.when(plain, value).otherwise(again), F.when(plain, value >= 0).otherwise(again >= 0 && padded))
+    val padded = F.expr(s"TRIM(LEADING '0' FROM ${trimmed(field)})")
+    val exact = again.cast("string") === padded || (again === 0 && padded === "" && text =!= "")
+    (F.when(plain, value).otherwise(again), F.when(plain, true).otherwise(again >= 0 && exact))
   }
 
-  /** (value, sure): only the characters of Rules.FloatPattern and Rules' whitespace, read by Java's double
-    * parser (which takes that whitespace and otherwise the pattern's grammar), within Rules.RatingLimit. */
+  /** (value, sure): a decimal within Rules.RatingLimit (loading.py `_sure_rating`). Java's double parser
+    * takes Rules.FloatPattern's grammar and besides it only characters up to U+0020 around the number, a
+    * type suffix, hexadecimal, NaN and Infinity; so a text that starts above U+0020, ends in a digit or a
+    * point and holds no `x` is settled by byte compares; otherwise only the pattern's characters and
+    * Rules' whitespace are allowed. */
   private def sureRating(field: String): (Column, Column) = {
+    val text = F.col(field)
     val value = F.expr(s"try_cast($field AS DOUBLE)")
-    val plain = F.translate(F.col(field), "0123456789.eE+- \t\r", "") === ""
-    (value, plain && F.abs(value) <= Rules.RatingLimit)
+    val bounded = F.abs(value) <= Rules.RatingLimit
+    val ends = "0123456789.".map(c => text.endsWith(c.toString)).reduce(_ || _)
+    val plain = text >= "!" && ends && !text.contains("x") && !text.contains("X")
+    val allowed = F.translate(text, "0123456789.eE+- \t\r", "") === ""
+    (value, F.when(plain, bounded).otherwise(allowed && bounded))
   }
 
   /** Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader;
