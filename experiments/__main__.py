@@ -41,10 +41,16 @@ def _has_cases(path: Path) -> bool:
         return False
 
 
+def _interruptible() -> None:
+    """In the child before it starts: Ctrl-C's default action, which a job started in the background
+    (`&`, nohup, CI) inherits as ignored, so that pytest still turns our SIGINT into an orderly stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_grid(cmd: list[str]) -> int:
     """pytest's exit code for the grid. A stop signal (SIGTERM, SIGHUP) reaches pytest as Ctrl-C does,
     so it ends the running case and still writes the cases that finished; a second one kills it."""
-    child = subprocess.Popen(cmd, cwd=ROOT)
+    child = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_interruptible)
     try:
         try:
             return child.wait()
