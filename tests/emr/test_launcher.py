@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,7 +207,17 @@ def test_a_failed_step_keeps_the_finished_cases_and_terminates(
     assert cluster_state(aws, document["machine_info"]["als"]["cluster_id"]) == "TERMINATED"
 
 
-def test_ctrl_c_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path) -> None:
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler, also where this process inherited SIGINT as ignored (a job started
+    in the background): `interrupt_main` does nothing then, and the grid would poll forever."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_terminates_the_cluster(aws: Aws, bucket: str, ratings_csv: str, tmp_path: Path,
+                                      python_ctrl_c: None) -> None:
     calls = capture_requests(aws)
     responses: list[str] = []
     aws.emr.meta.events.register("after-call.emr.RunJobFlow",
