@@ -443,10 +443,13 @@ def _restart_peak_rss() -> None:
         pass
 
 
-def _peak_rss() -> int:
-    """This process's resident high-water mark (VmHWM) since `_restart_peak_rss`, in bytes."""
+def _peak_rss(start: int) -> int:
+    """This process's resident high-water mark since `_restart_peak_rss`, in bytes: VmHWM, or the
+    resident size `start` measured at the restart where larger, for the kernel raises VmHWM lazily
+    (when pages are unmapped, not when malloc hands them back with madvise), so both are floors."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+        hwm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    return max(hwm, start)
 
 
 def _ranked(group: Group, model: Ranking | None, baseline: Ranking | None) -> list[float]:
@@ -603,7 +606,7 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
         figures = TaskFigures(
             task=group.rank, stage=context.stageId(), rows=rows, held_bytes=held_bytes,
             tensor_bytes=sum(t.element_size() * t.nelement() for t in kept), start_rss_bytes=start_rss,
-            peak_rss_bytes=_peak_rss(),
+            peak_rss_bytes=_peak_rss(start_rss),
             peak_device_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0,
             **seconds,
         )

@@ -161,7 +161,7 @@ def test_a_task_peak_is_its_own_not_the_worker_lifetime() -> None:
     del earlier
     torch_spark._restart_peak_rss()
     start = torch_spark._rss()
-    assert torch_spark._peak_rss() < start + (32 << 20)
+    assert torch_spark._peak_rss(start) < start + (32 << 20)
     task = np.ones(48 << 20, np.uint8)  # the task's own 48 MiB
-    assert torch_spark._peak_rss() >= start + (40 << 20)
+    assert torch_spark._peak_rss(start) >= start + (40 << 20)
     del task
