@@ -26,9 +26,10 @@ from recommender.data.synthetic import SyntheticSpec, generate
 from recommender.engine import Job
 from recommender.launch import registry
 from recommender.launch.registry import Launcher
-from recommender.launch.submit import Launch, command, job_arguments, submit_env
+from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
+from tests.engines import SUBMIT
 
 pytestmark = [pytest.mark.spark, pytest.mark.parity]
 PARAMS = ALSParams(rank=6, iterations=12, reg=0.05, seed=11, blocks=2, holdout=0.25)
@@ -64,7 +65,7 @@ def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str
         if impl.launcher is Launcher.JVM:
             request.getfixturevalue("jar")
         job = Job(api, ratings, "contract", PARAMS, top_k=TOP_K if impl.recommends else 0, clip=CLIP)
-        cmd = command(impl, job_arguments(job), Launch(master="local[2]", cores=2))
+        cmd = command(impl, job_arguments(job), SUBMIT)
         proc = subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         cache[(impl_name, api)] = parse_result_line(proc.stdout)  # validates against the schema

@@ -14,9 +14,10 @@ import pytest
 
 from recommender.engine import Job
 from recommender.launch import registry
-from recommender.launch.submit import Launch, command, job_arguments, submit_env
+from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from tests.bad_inputs import ACCEPTED, BAD_LINES, jvm_message
+from tests.engines import SUBMIT
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 IMPLS = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
@@ -29,7 +30,7 @@ CHUNKS = [CASES[k : k + 10] for k in range(0, len(CASES), 10)]
 def submit(impl: str, path: Path, api: str, params: ALSParams = PARAMS,
            skip_bad_rows: bool = False) -> subprocess.CompletedProcess[str]:
     job = Job(api, str(path), "test", params, skip_bad_rows)
-    cmd = command(registry.get(impl), job_arguments(job), Launch(master="local[2]"))
+    cmd = command(registry.get(impl), job_arguments(job), SUBMIT)
     return subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
 
 

@@ -21,10 +21,10 @@ from recommender.data.sources import prepare
 from recommender.data.synthetic import SyntheticSpec, generate
 from recommender.engine import Job
 from recommender.launch import jvm, registry
-from recommender.launch.submit import JAR, ROOT, Launch, command, job_arguments, submit_env
+from recommender.launch.submit import JAR, ROOT, command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
-from tests.engines import run_engine
+from tests.engines import SUBMIT, run_engine
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 TOLERANCE = 1e-9
@@ -33,7 +33,7 @@ PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2)
 
 def submit(impl: str, path: str, api: str, params: ALSParams, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
     job = Job(api, path, "test", params)
-    cmd = command(registry.get(impl), job_arguments(job), Launch(master="local[2]"), root=root)
+    cmd = command(registry.get(impl), job_arguments(job), SUBMIT, root=root)
     return subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
 
 

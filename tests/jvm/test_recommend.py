@@ -17,10 +17,10 @@ import pytest
 from recommender.data.sources import prepare
 from recommender.engine import Job
 from recommender.launch import registry
-from recommender.launch.submit import Launch, command, job_arguments, submit_env
+from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
-from tests.engines import run_engine
+from tests.engines import SUBMIT, run_engine
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark, pytest.mark.parity]
 TOLERANCE = 1e-9  # tests/jvm/test_parity.py: MLlib from any language on the same file
@@ -33,7 +33,7 @@ SECOND_PASS = re.compile(r"recommend: k = \d+, asked k \+ (\d+) of every user, t
 
 def submit(impl: str, path: str, api: str, test: str, data: str = "ml-100k:u1") -> subprocess.CompletedProcess[str]:
     job = Job(api, path, data, PARAMS, top_k=TOP_K, test=test, clip=CLIP)
-    cmd = command(registry.get(impl), job_arguments(job), Launch(master="local[2]"))
+    cmd = command(registry.get(impl), job_arguments(job), SUBMIT)
     return subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
 
 
@@ -88,7 +88,7 @@ def test_the_second_pass_gives_pythons_lists(spark: Any, jar: Path, heavy_users:
     second pass runs here and gives the same ranking metrics (the lists are not in the result line)."""
     params = ALSParams(rank=4, iterations=5, reg=0.1, seed=3, holdout=0.2)
     job = Job(api, heavy_users, "heavy", params, top_k=5)
-    proc = subprocess.run(command(registry.get(impl), job_arguments(job), Launch(master="local[2]")),
+    proc = subprocess.run(command(registry.get(impl), job_arguments(job), SUBMIT),
                           env=submit_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     passes = SECOND_PASS.search(proc.stderr)
