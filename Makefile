@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 GRID ?= local
 
-.PHONY: run test unit lint
+.PHONY: run test slow unit lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ $(VENV)/.lint: requirements-lint.txt $(VENV)/.torch  # mypy reads the torch engi
 run: $(VENV)/.torch
 	$(PY) -m experiments --grid $(GRID)
 
-test: $(VENV)/.torch
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.torch  # every tier but `slow`
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+slow: $(VENV)/.torch  # the cases of over a minute: the standalone-cluster harness and EMR step runs
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ from recommender.result import RunResult, parse_result_line
 from tests.engines import run_engine
 
 pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
-pytestmark = [pytest.mark.spark, pytest.mark.torch, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.torch]
 ROOT = Path(__file__).resolve().parents[3]
 PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2, blocks=2)
 
