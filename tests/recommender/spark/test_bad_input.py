@@ -11,7 +11,7 @@ import pytest
 from recommender.data.formats import BadInputError
 from recommender.data.readers import ITEM, RATING, USER, write_parquet, write_study_csv
 from recommender.params import ALSParams
-from recommender.spark.loading import load_df, load_ratings, load_rdd
+from recommender.spark.loading import check_lines, load_df, load_ratings, load_rdd
 from recommender.split import holdout_hash, holdout_sql
 from tests.bad_inputs import ACCEPTED, BAD_LINES
 from tests.engines import run_engine
@@ -174,3 +174,14 @@ def test_the_fast_pass_alone_takes_padded_fields(spark, tmp_path: Path, monkeypa
     frame, loaded = load_df(spark, str(path), False)
     assert loaded.ratings == 66
     assert sorted(tuple(r) for r in frame.filter(f"{USER} = 9").collect()) == [(9, 3, 3.5), (9, 4, 5.0)]
+
+
+def test_the_exact_pass_names_the_first_bad_lines_of_many(spark, tmp_path: Path) -> None:
+    """With more bad lines in each partition than it reports, the exact pass still counts them all
+    and names the first ones in line order; the ratings left keep the file's order."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("".join(f"{n},1,x\n" if n % 2 else f"{n},1,3.0\n" for n in range(1, 201)))
+    checked = check_lines(spark, str(path))
+    assert (checked.good, checked.bad) == (100, 100)
+    assert checked.found == [(n, "rating 'x' is not a finite number") for n in range(1, 21, 2)]
+    assert checked.rows().collect() == [(n, 1, 3.0) for n in range(2, 201, 2)]
