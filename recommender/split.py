@@ -9,12 +9,20 @@ Python, the JVM and Spark SQL (also in ANSI mode) give the same value.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
 P = 2_147_483_647  # 2^31 - 1, prime
 A, B, C, D = 1_103_515_245, 747_796_405, 1_664_525, 2_891_336_453 % P
 
 
-def holdout_hash(user: int, item: int, seed: int) -> int:
-    """A value spread evenly over [0, P) for each (user, item, seed)."""
+Ids = TypeVar("Ids", int, "np.ndarray[Any, Any]")  # one id, or int64 numpy arrays of them
+
+
+def holdout_hash(user: Ids, item: Ids, seed: int) -> Ids:
+    """A value spread evenly over [0, P) for each (user, item, seed), element-wise on int64 arrays."""
     h = (user * A % P + item * B % P + seed % P * C % P) % P
     return (h * h % P * D % P + h) % P
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from recommender.data import parquet
 from recommender.data.columns import COLUMNS, ITEM, RATING, USER
 from recommender.data.formats import (
     INT32_MAX,
@@ -194,47 +194,34 @@ def local_size(path: str) -> int:
 
 
 def read_parquet_ratings(path: str | os.PathLike[str]) -> ReadResult:
-    """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a whole:
-    the three columns present, ids non-negative 32-bit integers, |ratings| within formats.RATING_LIMIT.
+    """The ratings of a Parquet file or folder of this suite's (user, item, rating), checked as a whole
+    (`parquet.open_ratings`, `valid_ids`, `valid_ratings`), on any file system pyarrow reaches.
     Arrow reads the batches on all cores, each copied into int32/float32 arrays sized from the footers
     and dropped: 12 bytes a rating in all, where a whole table and its conversion held 24 or more."""
-    p = Path(path)
-    if not p.exists():
-        raise BadInputError(str(p), "file does not exist")
-    ids_problem = "user and item ids must be non-negative 32-bit integers"
-    ratings_problem = f"ratings must be finite numbers at most {RATING_LIMIT:g} in magnitude"
+    uri = str(path)
+    found = parquet.filesystem(uri)
+    if found is None:
+        raise BadInputError(uri, "no file system pyarrow can read this path with")
+    dataset = parquet.open_ratings(uri, *found)
     try:
-        dataset = pads.dataset(p, format="parquet", partitioning="hive")  # what pq.read_table reads
-        missing = [name for name in COLUMNS if dataset.schema.get_field_index(name) < 0]
-        if missing:
-            raise KeyError(f"no column {', '.join(missing)}")
-        types = [dataset.schema.field(name).type for name in COLUMNS]
-        if not all(pa.types.is_integer(t) for t in types[:2]):
-            raise BadInputError(str(p), ids_problem)
-        if not (pa.types.is_integer(types[2]) or pa.types.is_floating(types[2])):
-            raise BadInputError(str(p), ratings_problem)
         n = dataset.count_rows()
         if n == 0:
-            raise BadInputError(str(p), "no ratings (the table is empty)")
+            raise BadInputError(uri, "no ratings (the table is empty)")
         columns = {USER: np.empty(n, np.int32), ITEM: np.empty(n, np.int32), RATING: np.empty(n, np.float32)}
         done = 0
-        # Column chunks read as they are decoded: pre-buffering whole row groups, for high-latency stores,
-        # left about 5 bytes a rating of freed buffers resident here.
-        unbuffered = pads.ParquetFragmentScanOptions(pre_buffer=False)
-        for batch in dataset.to_batches(columns=list(COLUMNS), fragment_scan_options=unbuffered):
+        # Pre-buffering whole row groups (for high-latency stores) left 5 bytes a rating of freed buffers resident.
+        for batch in dataset.to_batches(columns=list(COLUMNS), fragment_scan_options=parquet.UNBUFFERED):
             stop = done + batch.num_rows
             for name, out in columns.items():
                 column = batch.column(name)
-                values = column.to_numpy(zero_copy_only=False)
-                if name == RATING:
-                    if column.null_count or not (np.abs(values) <= RATING_LIMIT).all():  # NaN fails too
-                        raise BadInputError(str(p), ratings_problem)
-                elif column.null_count or (len(values) and (values.min() < 0 or values.max() > INT32_MAX)):
-                    raise BadInputError(str(p), ids_problem)
-                out[done:stop] = values
+                if name == RATING and not parquet.valid_ratings(column).all():
+                    raise BadInputError(uri, parquet.RATINGS_PROBLEM)
+                if name != RATING and not parquet.valid_ids(column).all():
+                    raise BadInputError(uri, parquet.IDS_PROBLEM)
+                out[done:stop] = column.to_numpy(zero_copy_only=False)
             done = stop
-    except (pa.ArrowInvalid, OSError, KeyError) as error:
-        raise BadInputError(str(p), f"not a Parquet table with columns {', '.join(COLUMNS)} ({error})") from None
+    except (pa.ArrowInvalid, OSError) as error:
+        raise BadInputError(uri, parquet.not_a_table(error)) from None
     return ReadResult(pd.DataFrame(columns, copy=False))
 
 
