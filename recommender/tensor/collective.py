@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from pyspark import BarrierTaskContext
 
 TIMEOUT = timedelta(minutes=5)  # the longest one task may wait for its peers at one collective
+T = TypeVar("T")
 PEER_GRACE_S = 10.0  # how long a task whose collective failed waits before reporting it (see `_collective`)
 
 
@@ -40,12 +43,9 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def process_group(context: BarrierTaskContext, device: torch.device) -> Iterator[Group]:
-    """Join the stage's default process group for the body of the `with`, then leave it.
-
-    NCCL needs a GPU per task; tasks that share one (local mode) or run on the CPU use gloo.
-    """
+def _join(context: BarrierTaskContext, device: torch.device) -> Group:
+    """Join the stage's default process group. NCCL needs a GPU per task; tasks that share one
+    (local mode) or run on the CPU use gloo."""
     infos = context.getTaskInfos()
     rank, world = context.partitionId(), len(infos)
     host = infos[rank].address.rsplit(":", 1)[0]
@@ -55,8 +55,23 @@ def process_group(context: BarrierTaskContext, device: torch.device) -> Iterator
     nccl = device.type == "cuda" and len(set(devices)) == world
     dist.init_process_group("nccl" if nccl else "gloo", init_method=f"tcp://{everyone[0]['address']}",
                             world_size=world, rank=rank, timeout=TIMEOUT)
+    return Group(rank, world, device if nccl else torch.device("cpu"))
+
+
+@contextmanager
+def process_group(context: BarrierTaskContext, device: torch.device, meanwhile: Callable[[], T]
+                  ) -> Iterator[tuple[Group, T]]:
+    """Join the stage's default process group while `meanwhile` (the task's shuffle read) runs, and
+    leave it after the body of the `with`. The join runs in a thread, for it is mostly waiting: the
+    barrier's allGather polls once a second, and the gloo connect takes about half a second more."""
+    with ThreadPoolExecutor(1, thread_name_prefix="rendezvous") as pool:
+        joining = pool.submit(_join, context, device)
+        try:
+            done = meanwhile()
+        finally:
+            group = joining.result()  # its error, if it failed; after a failed `meanwhile`, to leave the group
     try:
-        yield Group(rank, world, device if nccl else torch.device("cpu"))
+        yield group, done
     finally:
         dist.destroy_process_group()
 

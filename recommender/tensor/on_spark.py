@@ -44,16 +44,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pyspark import BarrierTaskContext
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from recommender.data.columns import ITEM, RATING, USER
+from recommender.data import parquet
+from recommender.data.columns import COLUMNS, RATING
 from recommender.data.formats import BadInputError
+from recommender.data.parquet import RowGroup
 from recommender.engine import Job
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Ranking, Recommended
-from recommender.spark.df import split
+from recommender.spark.hash_keys import partition_keys
 from recommender.spark.loading import (
     Loaded,
     bad_parquet_rows,
@@ -63,6 +66,7 @@ from recommender.spark.loading import (
     parquet_row_ok,
     read_parquet,
 )
+from recommender.split import holdout_hash, threshold
 from recommender.timing import PhaseTimer
 
 if TYPE_CHECKING:
@@ -71,15 +75,14 @@ if TYPE_CHECKING:
     from recommender.tensor.als import Side
     from recommender.tensor.collective import Group
 
-PREDICT_CHUNK = 1 << 20  # ratings predicted at a time: bounds the gathered factor rows' memory
+PREDICT_CHUNK = 1 << 18  # ratings predicted at a time: the gathered factor rows stay in cache
 TOP_K_CHUNK_BYTES = 64 << 20  # one top-k chunk's scores: a task's blocks share its executor's memory
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a task's blocks arrive in few large pieces
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
 # The side of a routed rating: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
 BY_USER, BY_ITEM, HELD_BY_USER, HELD_BY_ITEM = SIDES = range(4)
-# The routing pass's input columns besides user, item and rating: the input file (0: --data, 1: --test),
-# whether the row is a valid rating, whether it is held out.
-FILE, OK, HELD = "_file", "_ok", "_held"
+OK = "_ok"  # a JVM-read Parquet row's verdict, a column beside user, item and rating
+DTYPES = (np.int32, np.int32, np.float32)  # of user, item and rating as the routing pass packs them
 # Per input file, the rows read: valid ratings and bad rows (the routing pass counts them, the stage sums them).
 READ = ("rows0", "bad0", "rows1", "bad1")
 WARM_UP = "torch-spark-import"  # the thread that imports torch ahead of the barrier tasks
@@ -114,8 +117,8 @@ class TaskFigures:
     peak_rss_bytes: int  # peak resident memory of its Python worker process during the task
     peak_device_bytes: int  # peak CUDA memory, 0 on the CPU
     import_s: float  # torch and this package: what is left of `warm_up`'s import when the task starts
-    read_s: float  # shuffle read and the chunks to numpy
-    meet_s: float  # the process group's rendezvous and the read counts' sum: waits for the slowest reader
+    read_s: float  # shuffle read and the chunks to numpy (the process group's rendezvous runs meanwhile)
+    meet_s: float  # the rendezvous left after the read, and the read counts' sum: waits for the slowest reader
     setup_s: float  # id exchange, indexing and CSR blocks
     fit_s: float
     predict_s: float  # the predictions and their errors, a chunk at a time (never all at once)
@@ -197,55 +200,116 @@ def owner(ids: np.ndarray, blocks: int) -> np.ndarray:
     return (ids.astype(np.uint32) * np.uint32(2654435761)) % np.uint32(blocks)
 
 
-def partition_keys(spark: SparkSession, blocks: int) -> list[int]:
-    """For each partition t of `repartition(blocks, key)`, a long key that Spark's hash partitioning
-    (pmod(murmur3 hash, blocks), as SQL's `hash`) sends to t: so a row can name its target task.
-    The candidates are a literal table, which Spark evaluates on the driver without running a job."""
-    ids = ", ".join(f"({i}L)" for i in range(64 * blocks))
-    rows = spark.sql(f"SELECT id, pmod(hash(id), {blocks}) AS p FROM VALUES {ids} AS t(id)").collect()
-    keys: dict[int, int] = {}
-    for row in rows:
-        keys.setdefault(row["p"], row["id"])
-    if len(keys) < blocks:
-        raise RuntimeError(f"found keys for only {len(keys)} of {blocks} partitions")
-    return [keys[t] for t in range(blocks)]
+@dataclass(frozen=True)
+class Holdout:
+    """Which routed ratings are held out: every rating of the --test file, or those `split`'s hash picks."""
+
+    test: bool
+    seed: int
+    cut: int  # split.threshold of the fraction, 0 for none
+
+    def of(self, file: int, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        if self.test or not self.cut:
+            return np.full(len(user), self.test and file == 1)
+        return np.asarray(holdout_hash(user.astype(np.int64), item.astype(np.int64), self.seed)) < self.cut
+
+
+# One input batch as the routing pass packs it: user, item and rating, and which rows are valid ratings.
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Packer = Callable[[int, Iterable[Arrays]], Iterable[pa.RecordBatch]]
+
+
+@dataclass(frozen=True)
+class RowGroups:
+    """A Parquet input that the routing tasks read with pyarrow, a few row groups each, checking each row
+    as `parquet.valid_ids` and `valid_ratings` say: Spark's own reader hands the columns to Python row by
+    row, which cost 8 s of 20M ratings here, twice the whole fit, against 1 s for this."""
+
+    fs: pafs.FileSystem
+    groups: tuple[RowGroup, ...]
+
+    def packed(self, spark: SparkSession, file: int, pack: Packer) -> DataFrame:
+        fs = self.fs
+
+        def arrays(units: Iterable[pa.RecordBatch]) -> Iterable[Arrays]:
+            for unit in units:
+                for path, index in zip(unit.column("path").to_pylist(), unit.column("group").to_pylist(), strict=True):
+                    with fs.open_input_file(path) as handle:
+                        table = pq.ParquetFile(handle).read_row_group(index, columns=list(COLUMNS))
+                    user, item, rating = (table.column(name) for name in COLUMNS)
+                    ok = parquet.valid_ids(user) & parquet.valid_ids(item) & parquet.valid_ratings(rating)
+                    yield _arrays(table, ok)
+
+        sc = spark.sparkContext
+        slices = max(1, min(len(self.groups), sc.defaultParallelism))
+        units = sc.parallelize([(group.path, group.index) for group in self.groups], slices)
+        frame = spark.createDataFrame(units, "path string, group int")
+        return frame.mapInArrow(lambda units: pack(file, arrays(units)), PACKED)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """An input the JVM reads: the study's text as `load_df` checked it, or a Parquet conversion on a file
+    system pyarrow has no driver for, read lazily with its rows' verdicts (OK) for the routing pass."""
+
+    frame: DataFrame  # user, item, rating, and OK for Parquet
+
+    def packed(self, spark: SparkSession, file: int, pack: Packer) -> DataFrame:
+        checked = OK not in self.frame.columns
+
+        def arrays(batches: Iterable[pa.RecordBatch]) -> Iterable[Arrays]:
+            for batch in batches:
+                yield _arrays(batch, np.ones(batch.num_rows, np.bool_) if checked else _column(batch, OK, np.bool_))
+
+        return self.frame.mapInArrow(lambda batches: pack(file, arrays(batches)), PACKED)
 
 
 @dataclass(frozen=True)
 class Source:
-    """The routing pass's input (user, item, rating, FILE, OK, HELD), lazily read, and the text loads' counts."""
+    """The routing pass's inputs (--data, then --test), each read lazily, and the text loads' counts."""
 
-    frame: DataFrame
+    inputs: tuple[RowGroups | Rows, ...]
+    holdout: Holdout
     skipped: int
     examples: list[str]
 
 
+def _input(spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool
+           ) -> tuple[RowGroups | Rows, Loaded | None]:
+    """One input file as the routing pass reads it (and the text load's counts)."""
+    if not is_parquet(path):
+        frame, loaded = load_df(spark, path, skip_bad_rows, unique_pairs)
+        return Rows(frame.select(*COLUMNS)), loaded
+    found = parquet.filesystem(path)
+    if found is None:
+        return Rows(read_parquet(spark, path).withColumn(OK, parquet_row_ok())), None
+    return RowGroups(found[0], tuple(parquet.row_groups(path, parquet.open_ratings(path, *found)))), None
+
+
 def source(spark: SparkSession, job: Job) -> Source:
-    """The job's ratings (and its --test ratings) for `route`: a Parquet conversion is read lazily and
-    checked row by row in the routing pass (OK); the study's text is parsed and checked by `load_df`."""
-    frames: list[DataFrame] = []
-    loads: list[Loaded] = []
-    for index, path in enumerate([job.path] + ([job.test] if job.test is not None else [])):
-        if is_parquet(path):
-            frame = read_parquet(spark, path).withColumn(OK, parquet_row_ok())
-        else:
-            frame, loaded = load_df(spark, path, job.skip_bad_rows, job.unique_pairs)
-            frame, loads = frame.withColumn(OK, F.lit(True)), [*loads, loaded]
-        frames.append(frame.withColumn(FILE, F.lit(index)))
-    frame = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
-    if job.test is not None:
-        held = F.col(FILE) == 1
-    else:
-        held = split(frame, job.params)[2] if job.params.holdout else F.lit(False)
-    examples = [example for loaded in loads for example in loaded.examples]
-    return Source(frame.withColumn(HELD, held), sum(loaded.skipped for loaded in loads), examples)
+    """The job's ratings (and its --test ratings) for `route`: a Parquet conversion is listed by its row
+    groups and checked row by row in the routing pass; the study's text is parsed and checked by `load_df`."""
+    read = [_input(spark, path, job.skip_bad_rows, job.unique_pairs)
+            for path in [job.path] + ([job.test] if job.test is not None else [])]
+    loads = [loaded for _, loaded in read if loaded is not None]
+    holdout = Holdout(job.test is not None, job.params.seed, threshold(job.params.holdout))
+    return Source(tuple(found for found, _ in read), holdout, sum(loaded.skipped for loaded in loads),
+                  [example for loaded in loads for example in loaded.examples])
 
 
-def _column(batch: pa.RecordBatch, name: str, dtype: type) -> np.ndarray:
+def _column(batch: pa.RecordBatch | pa.Table, name: str, dtype: type) -> np.ndarray:
     return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
+def _arrays(batch: pa.RecordBatch | pa.Table, ok: np.ndarray) -> Arrays:
+    """The valid rows' user, item and rating of `batch`, and `ok`, its rows' verdicts."""
+    if not ok.all():
+        batch = batch.filter(pa.array(ok))
+    user, item, rating = (_column(batch, name, dtype) for name, dtype in zip(COLUMNS, DTYPES, strict=True))
+    return user, item, rating, ok
+
+
+def route(spark: SparkSession, src: Source, blocks: int, keys: list[int]) -> DataFrame:
     """Each valid rating twice, to the task that owns its user and to the task that owns its item.
 
     One Arrow pass packs each input batch into one row per task: a key that hash partitioning sends
@@ -255,18 +319,15 @@ def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
     large binary values instead of twice as many rows as ratings.
     """
     task_type = np.uint8 if len(SIDES) * blocks <= 256 else np.uint16  # small keys: numpy's radix sort
+    holdout = src.holdout
 
-    def pack(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+    def pack(file: int, batches: Iterable[Arrays]) -> Iterable[pa.RecordBatch]:
         warm_up()
-        for batch in batches:
-            ok, file = _column(batch, OK, np.bool_), _column(batch, FILE, np.int8)
-            read = [int(np.count_nonzero(valid & (file == f))) for f in (0, 1) for valid in (ok, ~ok)]
-            if not ok.all():
-                batch = batch.filter(pa.array(ok))
-            user, item = _column(batch, USER, np.int32), _column(batch, ITEM, np.int32)
-            rating, held = _column(batch, RATING, np.float32), _column(batch, HELD, np.bool_)
+        for user, item, rating, ok in batches:
+            read = [0] * len(READ)
+            read[2 * file:2 * file + 2] = [len(user), len(ok) - len(user)]
             code = (user.astype(np.uint64) << np.uint64(31)) | item.astype(np.uint64)
-            side = held.astype(np.int64) * HELD_BY_USER
+            side = holdout.of(file, user, item).astype(np.int64) * HELD_BY_USER
             target = np.concatenate([owner(user, blocks) * len(SIDES) + side,
                                      owner(item, blocks) * len(SIDES) + side + 1]).astype(task_type)
             order = np.argsort(target, kind="stable")
@@ -281,8 +342,9 @@ def route(frame: DataFrame, blocks: int, keys: list[int]) -> DataFrame:
             out |= {name: [count] + [0] * (blocks - 1) for name, count in zip(READ, read, strict=True)}
             yield pa.RecordBatch.from_pydict(out)
 
-    columns = frame.select(USER, ITEM, RATING, FILE, OK, HELD)
-    return columns.mapInArrow(pack, PACKED).repartition(blocks, "key")
+    packed = [found.packed(spark, file, pack) for file, found in enumerate(src.inputs)]
+    frame = packed[0] if len(packed) == 1 else packed[0].unionByName(packed[1])
+    return frame.repartition(blocks, "key")
 
 
 def warm_up() -> None:
@@ -407,11 +469,14 @@ def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows
             truth: torch.Tensor,
             clip: tuple[float, float] | None = None) -> tuple[float, float]:
     """(sum of squared, sum of absolute) errors of the predictions x_u . y_i of the (row, col) pairs
-    (each clipped to `clip` where given) against `truth`, in double precision, a million at a time so
-    that neither the gathered factor rows nor the predictions ever exist whole."""
+    (each clipped to `clip` where given) against `truth`, in double precision, PREDICT_CHUNK at a time
+    so that neither the gathered factor rows nor the predictions ever exist whole."""
+    import torch
+
     squared = absolute = 0.0
     for at in range(0, len(truth), PREDICT_CHUNK):
-        predicted = (users[rows[at:at + PREDICT_CHUNK].long()] * items[cols[at:at + PREDICT_CHUNK].long()]).sum(dim=1)
+        predicted = torch.linalg.vecdot(users.index_select(0, rows[at:at + PREDICT_CHUNK]),
+                                        items.index_select(0, cols[at:at + PREDICT_CHUNK]))
         predicted = predicted.clamp(*clip) if clip is not None else predicted
         diff = predicted.double() - truth[at:at + PREDICT_CHUNK].double()
         squared += float((diff * diff).sum())
@@ -515,18 +580,21 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
         start_rss = _rss()
         seconds = dict.fromkeys((f.name for f in fields(TaskFigures) if f.type == "float"), 0.0)
         seconds["import_s"] = lap()
-        parts, read = _read(batches)
-        train_u, train_i, held_u, held_i = parts
-        held_bytes, rows = sum(p.nbytes for p in parts), sum(len(p.rating) for p in parts)
-        seconds["read_s"] = lap()
+
+        def timed_read() -> tuple[list[Block], list[int], float]:
+            parts, read = _read(batches)
+            return parts, read, time.perf_counter() - clock[-1]
+
         row: dict[str, object] = dict.fromkeys(COUNTED, 0) | dict.fromkeys(SUMS, 0.0)
         row |= {"user_factors": None, "item_factors": None}
         kept: list[torch.Tensor] = []
-        with process_group(context, device) as group:
+        with process_group(context, device, timed_read) as (group, (parts, read, seconds["read_s"])):
+            train_u, train_i, held_u, held_i = parts
+            held_bytes, rows = sum(p.nbytes for p in parts), sum(len(p.rating) for p in parts)
             _fail_for_test(context)
             totals = all_sum(group, [*map(float, read), float(len(train_u.rating))])
             row |= dict(zip([*READ, "train"], map(int, totals), strict=True))
-            seconds["meet_s"] = lap()
+            seconds["meet_s"] = lap() - seconds["read_s"]
             if row["rows0"] and not row["bad0"] and not row["bad1"] and row["train"]:  # else the driver says why
                 my_users, u_rows = compact(train_u.user)
                 my_items, i_rows = compact(train_i.item)
@@ -622,9 +690,9 @@ def _attempt(spark: SparkSession, stage: int) -> int:
     return info.currentAttemptId if info else -1
 
 
-def train(spark: SparkSession, frame: DataFrame, params: ALSParams, blocks: int, device: str = "cpu",
+def train(spark: SparkSession, src: Source, params: ALSParams, blocks: int, device: str = "cpu",
           wanted: Wanted = Wanted()) -> Trained:
-    """Route `frame` (a `source`) and fit, predict, evaluate and recommend in one barrier stage of
+    """Route `src` and fit, predict, evaluate and recommend in one barrier stage of
     `blocks` tasks. Where the rows read hold bad rows or no training ratings (`_check` says so) it fitted nothing."""
     sc = spark.sparkContext
     slots = sc.defaultParallelism // int(sc.getConf().get("spark.task.cpus", "1"))
@@ -632,7 +700,7 @@ def train(spark: SparkSession, frame: DataFrame, params: ALSParams, blocks: int,
         raise ValueError(f"torch-spark runs {blocks} tasks at once (one barrier stage) but Spark has only "
                          f"{slots} task slots: use --blocks {slots} or fewer")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", ARROW_BATCH)
-    routed = route(frame, blocks, partition_keys(spark, blocks))
+    routed = route(spark, src, blocks, partition_keys(blocks))
     stage = routed.mapInArrow(_trainer(params, device, wanted), SCHEMA, barrier=True)
     start = time.perf_counter()
     rows = sorted(stage.repartition(1).collect(), key=lambda row: row["task"])
@@ -677,7 +745,7 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer, report: Callable[[Stag
     with timer.phase("load"):
         src = source(spark, job)
     with timer.phase("fit"):
-        trained = train(spark, src.frame, params, params.blocks or spark.sparkContext.defaultParallelism,
+        trained = train(spark, src, params, params.blocks or spark.sparkContext.defaultParallelism,
                         job.device, Wanted.of(job))
     _check(trained, job)
     solve = trained.figures.solve_seconds()

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from recommender.data import parquet
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import STUDY_CSV
 from recommender.data.readers import read_ratings
-from recommender.data.sources import prepare
+from recommender.data.sources import Prepared, prepare
 from recommender.engine import Job
 from recommender.params import ALSParams
 from recommender.result import RunResult, parse_result_line
@@ -33,8 +36,13 @@ PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2)
 
 
 @pytest.fixture(scope="module")
-def csv(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return prepare("synthetic:ml-100k:7", cache_dir=tmp_path_factory.mktemp("cache")).csv
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    return prepare("synthetic:ml-100k:7", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def csv(prepared: Prepared) -> str:
+    return prepared.csv
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +64,19 @@ def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
 
 def fit(spark, csv: str, blocks: int, wanted: torch_spark.Wanted | None = None  # type: ignore[no-untyped-def]
         ) -> torch_spark.Trained:
-    frame = torch_spark.source(spark, Job("df", csv, "test", PARAMS)).frame
-    return torch_spark.train(spark, frame, PARAMS, blocks, wanted=wanted or torch_spark.Wanted())
+    src = torch_spark.source(spark, Job("df", csv, "test", PARAMS))
+    return torch_spark.train(spark, src, PARAMS, blocks, wanted=wanted or torch_spark.Wanted())
 
 
-@pytest.mark.parametrize("blocks", [1, 2])
-def test_one_stage_fits_the_single_node_model(spark, csv: str, single, blocks: int) -> None:  # type: ignore[no-untyped-def]
-    trained = fit(spark, csv, blocks)
+@pytest.mark.parametrize(("blocks", "reader"), [(1, "text"), (2, "text"), (2, "pyarrow"), (2, "spark")])
+def test_one_stage_fits_the_single_node_model(spark, prepared: Prepared, single, blocks: int,  # type: ignore[no-untyped-def]
+                                              reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the text (`load_df`), or from the Parquet conversion read by pyarrow in the routing tasks,
+    or by Spark's reader where pyarrow has no file system for the path."""
+    if reader == "spark":
+        monkeypatch.setattr(torch_spark.parquet, "filesystem", lambda uri: None)
+    assert prepared.parquet is not None
+    trained = fit(spark, prepared.csv if reader == "text" else prepared.parquet, blocks)
     c = single.counts
     assert trained.counts == {"users": c.users, "items": c.items, "train": c.train, "holdout": c.holdout,
                               "holdout_predictions": c.holdout_predictions, "rows0": c.ratings, "bad0": 0,
@@ -76,6 +90,30 @@ def test_one_stage_fits_the_single_node_model(spark, csv: str, single, blocks: i
     # The peak is the task's own (restarted at its start): on tiny data it may stay within pages already resident.
     assert all(t.peak_rss_bytes >= t.start_rss_bytes > 0 and t.held_bytes > 0 and t.tensor_bytes > 0 for t in tasks)
     assert trained.users is None and trained.items is None
+
+
+def test_a_parquet_folder_is_read_by_row_groups_and_every_bad_row_counted(spark, prepared: Prepared,  # type: ignore[no-untyped-def]
+                                                                          single, tmp_path: Path) -> None:
+    """A folder of part files (as the fractal expansion writes) in many row groups, spread over the
+    routing tasks: the same model; a bad row in the last part is counted, and nothing is fitted."""
+    assert prepared.parquet is not None
+    table = pq.read_table(prepared.parquet)
+    folder = tmp_path / "parts.parquet"
+    folder.mkdir()
+    thirds = np.array_split(np.arange(table.num_rows), 3)
+    for at, rows in enumerate(thirds):
+        pq.write_table(table.take(rows), folder / f"part-{at}.parquet", row_group_size=7_000)
+    assert len(parquet.row_groups(str(folder), parquet.open_ratings(str(folder), *parquet.filesystem(str(folder))))) > 6
+    trained = fit(spark, str(folder), 2)
+    assert trained.counts["train"] == single.counts.train and trained.counts["bad0"] == 0
+    assert trained.sums["sq"] / single.counts.train == pytest.approx(single.metrics.train_mse, rel=1e-5)
+
+    last = table.take(thirds[2]).to_pandas()
+    last.loc[len(last) // 2, USER] = -1
+    pq.write_table(pa.Table.from_pandas(last, schema=table.schema, preserve_index=False), folder / "part-2.parquet",
+                   row_group_size=7_000)
+    trained = fit(spark, str(folder), 2)
+    assert (trained.counts["rows0"], trained.counts["bad0"]) == (table.num_rows - 1, 1)
 
 
 def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[no-untyped-def]
