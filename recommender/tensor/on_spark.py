@@ -1,7 +1,7 @@
 """`impl torch-spark`: the `tensor.als` solver, the whole fit in one Spark barrier stage.
 
-One Spark job. Its shuffle-map stage reads the input (the Parquet conversion straight from disk,
-checked row by row in the same pass, or the study's text as `load_df` checked it) and routes each
+One Spark job. Its shuffle-map stage reads the input (the Parquet conversion's row groups with
+pyarrow, checked row by row in the same pass, or the study's text as `load_df` checked it) and routes each
 rating once to the task that owns its user and once to the task that owns its item (a hash of the
 id picks the task; holdout or `--test` ratings travel the same way), packed per input batch into
 one binary chunk per task. Each barrier task keeps its user block and item block as torch tensors,
