@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -274,13 +275,20 @@ class Source:
     examples: list[str]
 
 
+def _scheme_less_is_local(spark: SparkSession) -> bool:
+    """Whether Spark reads a path without a scheme from the local disk (fs.defaultFS file:, as in local
+    mode), as pyarrow does; on YARN it means HDFS, which Spark's reader then reads."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    return str(conf.get("fs.defaultFS", "file:///")).startswith("file:")
+
+
 def _input(spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool
            ) -> tuple[RowGroups | Rows, Loaded | None]:
     """One input file as the routing pass reads it (and the text load's counts)."""
     if not is_parquet(path):
         frame, loaded = load_df(spark, path, skip_bad_rows, unique_pairs)
         return Rows(frame.select(*COLUMNS)), loaded
-    found = parquet.filesystem(path)
+    found = parquet.filesystem(path) if urlparse(path).scheme or _scheme_less_is_local(spark) else None
     if found is None:
         return Rows(read_parquet(spark, path).withColumn(OK, parquet_row_ok())), None
     return RowGroups(found[0], tuple(parquet.row_groups(path, parquet.open_ratings(path, *found)))), None

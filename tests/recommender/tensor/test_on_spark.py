@@ -116,6 +116,22 @@ def test_a_parquet_folder_is_read_by_row_groups_and_every_bad_row_counted(spark,
     assert (trained.counts["rows0"], trained.counts["bad0"]) == (table.num_rows - 1, 1)
 
 
+def test_a_path_without_a_scheme_is_left_to_spark_where_it_means_hdfs(spark, prepared: Prepared,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On YARN a path without a scheme is on HDFS, not the local disk pyarrow would read (Spark's
+    reader is replaced here: it would look for the namenode)."""
+    monkeypatch.setattr(torch_spark, "read_parquet",
+                        lambda spark, path: spark.createDataFrame([(1, 1, 1.0)], "user int, item int, rating float"))
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    job = Job("df", str(prepared.parquet), "test", PARAMS)
+    assert isinstance(torch_spark.source(spark, job).inputs[0], torch_spark.RowGroups)
+    conf.set("fs.defaultFS", "hdfs://namenode:8020")
+    try:
+        assert isinstance(torch_spark.source(spark, job).inputs[0], torch_spark.Rows)
+    finally:
+        conf.set("fs.defaultFS", "file:///")
+
+
 def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[no-untyped-def]
     """Four barrier tasks need four slots, so this runs its own local[4] Spark."""
     command = [sys.executable, "-m", "recommender", "run", "--data", csv, "--impl", "torch-spark",
