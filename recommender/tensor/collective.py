@@ -68,8 +68,11 @@ def process_group(context: BarrierTaskContext, device: torch.device, meanwhile: 
         joining = pool.submit(_join, context, device)
         try:
             done = meanwhile()
-        finally:
-            group = joining.result()  # its error, if it failed; after a failed `meanwhile`, to leave the group
+        except BaseException:
+            if joining.exception() is None:  # waits for the join, then leaves: Spark may reuse this worker
+                dist.destroy_process_group()
+            raise
+        group = joining.result()  # the join's error, if it failed
     try:
         yield group, done
     finally:
