@@ -11,7 +11,8 @@ from __future__ import annotations
 BAD_LINES: dict[str, tuple[str, str]] = {
     "too few fields": ("1,2", "expected 3 fields separated by ',', found 2"),
     "too many fields": ("1,2,3,4", "expected 3 fields separated by ',', found 4"),
-    # Past the 20480 columns of Spark's CSV reader (univocity's maxColumns), which then throws.
+    # Past the 20480 columns of Spark's CSV reader (univocity's maxColumns), which threw when the
+    # DataFrame loaders used it; the exact pass (plain splitting) names it.
     "more fields than Spark's CSV reader takes": (
         ",".join(["1"] * 30000),
         "expected 3 fields separated by ',', found 30000",

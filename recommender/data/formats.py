@@ -90,7 +90,7 @@ def check_rating(text: str) -> str | None:
 
 
 def is_blank(line: str) -> bool:
-    """Whether a line is ignored: empty or only characters up to U+0020 (what Spark's CSV reader skips)."""
+    """Whether a line is ignored: empty or only characters up to U+0020 (Java's `String.trim` leaves nothing)."""
     return all(c <= " " for c in line)
 
 

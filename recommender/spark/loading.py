@@ -22,7 +22,7 @@ from pyspark.errors import AnalysisException
 from pyspark.mllib.recommendation import Rating
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
 
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.formats import (
@@ -38,14 +38,11 @@ from recommender.data.formats import (
 from recommender.data.readers import MAX_REPORTED, check_readable
 
 Row3 = tuple[int, int, float]
-CORRUPT = "_corrupt"
-# Three text fields and the corrupt-record column; the CSV reader marks a line with another count.
-TEXT_SCHEMA = StructType([StructField(n, StringType()) for n in ("u", "i", "r", CORRUPT)])
 RATINGS_SCHEMA = StructType(
     [StructField(USER, IntegerType()), StructField(ITEM, IntegerType()), StructField(RATING, FloatType())]
 )
-# No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.
-CSV_OPTIONS = {"sep": ",", "quote": "\n", "escape": "\n", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+# The characters of a blank line (formats.is_blank): up to U+0020.
+BLANK_CHARS = "".join(map(chr, range(0x21)))
 
 
 @dataclass
@@ -224,34 +221,47 @@ def _sure_rating(text: Column) -> tuple[Column, Column]:
 IdCheck = Callable[[Column], tuple[Column, Column]]
 
 
+def _fields(line: Column) -> tuple[Column, Column, Column, Column]:
+    """(user, item, rating, three) of a text line: the text before its first comma, between its first
+    two, and after its last; `three` where those are all of it (exactly two commas), by byte lengths."""
+    user = F.substring_index(line, ",", 1)
+    item = F.substring_index(F.substring_index(line, ",", 2), ",", -1)
+    rating = F.substring_index(line, ",", -1)
+    three = F.octet_length(user) + F.octet_length(item) + F.octet_length(rating) + 2 == F.octet_length(line)
+    return user, item, rating, three
+
+
+def _blank(line: Column) -> Column:
+    """formats.is_blank: a line that starts above U+0020 is settled by one byte compare."""
+    return F.when(line >= "!", False).otherwise(F.trim(line, F.lit(BLANK_CHARS)) == "")
+
+
 def fast_pass(spark: SparkSession, path: str, sure_id: IdCheck = _sure_id) -> DataFrame:
-    """The file through Spark's CSV reader, lazily: (ok, user int, item int, rating float) per line;
-    bad rows keep whatever their casts gave, only the rows with `ok` are ever read.
-    (`sure_id` is replaceable so that experiments/load_bench.py can time the previous check beside it.)"""
-    text = spark.read.csv(path, schema=TEXT_SCHEMA, **CSV_OPTIONS)
-    user, sure_user = sure_id(F.col("u"))
-    item, sure_item = sure_id(F.col("i"))
-    rating, sure_rating = _sure_rating(F.col("r"))
-    ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
-    return text.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
+    """The file's non-blank lines through Spark's text reader, lazily: (ok, user int, item int, rating
+    float) per line; bad rows keep whatever their casts gave, only the rows with `ok` are ever read.
+    The fields are cut out of the line's bytes with `substring_index`: Spark's CSV reader (univocity)
+    made Java strings of them first. (`sure_id` is replaceable so that
+    experiments/load_bench.py can time the previous check beside it.)"""
+    line = F.col("value")
+    user_text, item_text, rating_text, three = _fields(line)
+    user, sure_user = sure_id(user_text)
+    item, sure_item = sure_id(item_text)
+    rating, sure_rating = _sure_rating(rating_text)
+    ok = F.coalesce(three & sure_user & sure_item & sure_rating, F.lit(False))
+    lines = spark.read.text(path).filter(~_blank(line))
+    return lines.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
 
 
 def load_df(
     spark: SparkSession, path: str, skip_bad_rows: bool, unique_pairs: bool = False
 ) -> tuple[DataFrame, Loaded]:
-    """Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader.
+    """Ratings as a cached DataFrame (user int, item int, rating float), parsed from Spark's text reader.
 
     `unique_pairs`: the pairs are known to be unique (`Job.unique_pairs`), so no distinct count.
     """
     check_source(path)
     parsed = fast_pass(spark, path).cache()
-    try:
-        row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
-    except Py4JJavaError as error:
-        if not _reader_gave_up(error):
-            raise
-        parsed.unpersist()
-        return _exact_df(spark, path, skip_bad_rows)
+    row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
     assert row is not None
     good, bad = row["good"], row["n"] - row["good"]
     ratings = parsed.filter("ok").select(USER, ITEM, RATING)
@@ -271,12 +281,6 @@ def caused_by(error: Py4JJavaError, java_class: str) -> bool:
             return True
         cause = cause.getCause()
     return False
-
-
-def _reader_gave_up(error: Py4JJavaError) -> bool:
-    """Whether Spark's CSV reader failed on a line it cannot hold (univocity's limits: more than
-    `maxColumns`, 20480, fields), which the exact pass then names like any other bad line."""
-    return caused_by(error, "com.univocity.parsers.common.TextParsingException")
 
 
 def _exact_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:

@@ -5,7 +5,6 @@ import org.apache.spark.api.java.JavaRDD
 import org.apache.spark.mllib.recommendation.Rating
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.{Column, DataFrame, SparkSession, functions => F}
-import org.apache.spark.sql.types.{StringType, StructField, StructType}
 
 import scala.collection.JavaConverters._ // 2.12 and 2.13 alike
 
@@ -77,11 +76,20 @@ object Loading {
     s"$path: no ratings left for training after holding out a fraction $fraction of them"
   }
 
-  private val Corrupt = "_corrupt"
-  private val TextSchema = StructType(Seq("u", "i", "r", Corrupt).map(StructField(_, StringType)))
-  // No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.
-  private val CsvOptions = Map("sep" -> ",", "quote" -> "\n", "escape" -> "\n", "mode" -> "PERMISSIVE",
-    "columnNameOfCorruptRecord" -> Corrupt)
+  /** The characters of a blank line (Rules.isBlank): up to U+0020. */
+  private val BlankChars = (0 to 0x20).map(_.toChar).mkString
+
+  /** The non-blank lines of a text file as (u, i, r, three): the text before the first comma, between the
+    * first two and after the last; `three` where those are all of it (exactly two commas), by byte lengths
+    * (loading.py `_fields`). Cut out of the line's bytes: Spark's CSV reader made Java strings first. */
+  private def fields(spark: SparkSession, path: String): DataFrame = {
+    val line = F.col("value")
+    val blank = F.when(line >= "!", false).otherwise(F.trim(line, BlankChars) === "")
+    val (u, i, r) = (F.substring_index(line, ",", 1), F.substring_index(F.substring_index(line, ",", 2), ",", -1),
+      F.substring_index(line, ",", -1))
+    val three = F.octet_length(u) + F.octet_length(i) + F.octet_length(r) + 2 === F.octet_length(line)
+    spark.read.text(path).filter(!blank).select(u.as("u"), i.as("i"), r.as("r"), three.as("three"))
+  }
 
   /** SQL for a field with Rules' whitespace trimmed (SQL functions, which Spark 3.5 has too). */
   private def trimmed(field: String): String = s"trim(BOTH ' \\t\\r' FROM $field)"
@@ -120,38 +128,28 @@ object Loading {
     (value, F.when(plain, bounded).otherwise(allowed && bounded))
   }
 
-  /** Ratings as a cached DataFrame (user int, item int, rating float), parsed by Spark's CSV reader;
+  /** Ratings as a cached DataFrame (user int, item int, rating float), parsed from Spark's text reader;
     * `unique`: the pairs are known unique (Options.uniquePairs), so no distinct count. */
   def loadDf(spark: SparkSession, path: String, skip: Boolean, unique: Boolean): (DataFrame, Loaded) = {
-    val text = spark.read.schema(TextSchema).options(CsvOptions).csv(path)
     val (user, sureUser) = sureId("u")
     val (item, sureItem) = sureId("i")
     val (rating, sureRatingOk) = sureRating("r")
-    val ok = F.coalesce(F.col(Corrupt).isNull && sureUser && sureItem && sureRatingOk, F.lit(false))
+    val ok = F.coalesce(F.col("three") && sureUser && sureItem && sureRatingOk, F.lit(false))
     // Bad rows keep whatever their casts gave: only the rows with `ok` are ever read.
-    val parsed = text.select(ok.as("ok"), user.as("user"), item.as("item"), rating.cast("float").as("rating")).cache()
-    val counted = try Some(parsed.agg(F.count(F.lit(1)), F.count_if(F.col("ok"))).first()) catch {
-      case e: Exception if readerGaveUp(e) => None
-    }
-    val loaded = counted match {
-      case None => checkLines(spark.sparkContext, path, skip)
-      case Some(row) =>
-        val good = row.getLong(1)
-        val ratings = parsed.filter("ok").select("user", "item", "rating")
-        val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
-        settle(spark.sparkContext, path, good, row.getLong(0) - good, ratings.select(pairs).distinct().count(), skip,
-          unique)
-    }
+    val parsed = fields(spark, path)
+      .select(ok.as("ok"), user.as("user"), item.as("item"), rating.cast("float").as("rating")).cache()
+    val row = parsed.agg(F.count(F.lit(1)), F.count_if(F.col("ok"))).first()
+    val good = row.getLong(1)
+    val ratings = parsed.filter("ok").select("user", "item", "rating")
+    val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
+    val loaded = settle(spark.sparkContext, path, good, row.getLong(0) - good, ratings.select(pairs).distinct().count(),
+      skip, unique)
     loaded.exact match {
-      case None => (parsed.filter("ok").select("user", "item", "rating"), loaded)
+      case None => (ratings, loaded)
       case Some(rows) =>
         parsed.unpersist()
         import spark.implicits._
         (rows.map(r => (r.user, r.product, r.rating.toFloat)).toDF("user", "item", "rating").cache(), loaded)
     }
   }
-
-  /** Whether Spark's CSV reader failed on a line it cannot hold (univocity's limits: more than
-    * maxColumns, 20480, fields), which the exact pass then names like any other bad line. */
-  private def readerGaveUp(e: Throwable): Boolean = causedBy(e, "com.univocity.parsers.common.TextParsingException")
 }

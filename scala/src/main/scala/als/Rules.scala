@@ -36,7 +36,7 @@ object Rules {
     else None
   }
 
-  /** A line that is ignored: empty or only characters up to U+0020 (what Spark's CSV reader skips). */
+  /** A line that is ignored: empty or only characters up to U+0020 (Java's `String.trim` leaves nothing). */
   def isBlank(line: String): Boolean = line.forall(_ <= ' ')
 
   def repeatProblem(user: Int, item: Int, firstLine: Long): String =
