@@ -1,10 +1,10 @@
 """`python -m experiments.load_bench [--data synthetic:ml-20m]`: the DataFrame load phase side by side
-with its floor and the previous loader, in one Spark session, on the same file.
+with its floor and the loader on Spark's CSV reader, in one Spark session, on the same file.
 
 Cases (each forced, its cache dropped before the next, in turn for `--rounds` rounds):
 - `floor`: Spark's own CSV read with a typed schema, cached and counted; no checks at all;
-- `previous`: the fast pass as it was before the id check lost its int-to-string cast (commit
-  4071884), cached and counted, as `load_df` does with `--unique-pairs`;
+- `csv_reader`: the fast pass as it was until the loaders read text (commit 6cc33d3): the same checks
+  on the fields of Spark's CSV reader, cached and counted, as `load_df` does with `unique_pairs`;
 - `load_df`: today's `recommender.spark.loading.load_df` with `unique_pairs` (what the grids run);
 - `load_df_pairs`: the same with the repeated-pair count (a user's own file);
 - `parquet`: `load_parquet` on the set's Parquet conversion, where it has one (the torch engines' input).
@@ -24,25 +24,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from experiments.environment import TreeWatch, machine_load, sample_load, tree_cpu_seconds
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.spark import loading
 
-CASES = ("floor", "previous", "load_df", "load_df_pairs", "parquet")
+CASES = ("floor", "csv_reader", "load_df", "load_df_pairs", "parquet")
 
 
-def previous_sure_id(text: Column) -> tuple[Column, Column]:
-    """`loading._sure_id` before this change: the canonical test cast the int back to a string."""
-    value = text.try_cast("int")
-    plain = value.cast("string") == text
-    trimmed = loading._trim(text)
-    digits = F.ltrim(trimmed, F.lit("0"))
-    again = trimmed.try_cast("int")
-    padded = (again.cast("string") == digits) | ((again == 0) & (digits == "") & (trimmed != ""))
-    return F.when(plain, value).otherwise(again), F.when(plain, value >= 0).otherwise((again >= 0) & padded)
+CORRUPT = "_corrupt"
+# Three text fields and the corrupt-record column, which the CSV reader sets on a line with another count.
+CSV_SCHEMA = StructType([StructField(n, StringType()) for n in ("u", "i", "r", CORRUPT)])
+# No quoting: "\n" never occurs inside a line, so the reader keeps quote characters as text.
+CSV_OPTIONS = {"sep": ",", "quote": "\n", "escape": "\n", "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+
+
+def csv_reader_pass(spark: SparkSession, path: str) -> DataFrame:
+    """`loading.fast_pass` as it was on Spark's CSV reader: (ok, user, item, rating) per line."""
+    text = spark.read.csv(path, schema=CSV_SCHEMA, **CSV_OPTIONS)
+    user, sure_user = loading._sure_id(F.col("u"))
+    item, sure_item = loading._sure_id(F.col("i"))
+    rating, sure_rating = loading._sure_rating(F.col("r"))
+    ok = F.coalesce(F.col(CORRUPT).isNull() & sure_user & sure_item & sure_rating, F.lit(False))
+    return text.select(ok.alias("ok"), user.alias(USER), item.alias(ITEM), rating.cast("float").alias(RATING))
 
 
 def cases(spark: SparkSession, csv: str, parquet: str | None) -> dict[str, Callable[[], int]]:
@@ -51,15 +58,15 @@ def cases(spark: SparkSession, csv: str, parquet: str | None) -> dict[str, Calla
     def floor() -> int:
         return spark.read.csv(csv, schema=f"{USER} int, {ITEM} int, {RATING} float").cache().count()
 
-    def previous() -> int:
-        parsed = loading.fast_pass(spark, csv, previous_sure_id).cache()
+    def csv_reader() -> int:
+        parsed = csv_reader_pass(spark, csv).cache()
         row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
-        assert row is not None and row["n"] == row["good"], "the previous fast pass found bad lines"
+        assert row is not None and row["n"] == row["good"], "the CSV reader's fast pass found bad lines"
         return int(row["good"])
 
     found: dict[str, Callable[[], int]] = {
         "floor": floor,
-        "previous": previous,
+        "csv_reader": csv_reader,
         "load_df": lambda: loading.load_df(spark, csv, False, unique_pairs=True)[1].ratings,
         "load_df_pairs": lambda: loading.load_df(spark, csv, False, unique_pairs=False)[1].ratings,
     }

@@ -11,7 +11,8 @@ skipping is allowed, the bad lines are counted and a few kept as examples for th
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,6 +42,7 @@ Row3 = tuple[int, int, float]
 RATINGS_SCHEMA = StructType(
     [StructField(USER, IntegerType()), StructField(ITEM, IntegerType()), StructField(RATING, FloatType())]
 )
+CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 # The characters of a blank line (formats.is_blank): up to U+0020.
 BLANK_CHARS = "".join(map(chr, range(0x21)))
 
@@ -218,7 +220,19 @@ def _sure_rating(text: Column) -> tuple[Column, Column]:
     return value, F.when(plain, bounded).otherwise(allowed & bounded)
 
 
-IdCheck = Callable[[Column], tuple[Column, Column]]
+@contextmanager
+def uncompressed_cache(spark: SparkSession) -> Iterator[None]:
+    """DataFrame caches built inside are held uncompressed, unless the session sets CACHE_COMPRESSED
+    itself: Spark tries each encoder on every value, which cost 4 to 7 s of a 20M-rating load on 2
+    cores, for 243 MB held against 151 MB. (Spark reads the setting when it first fills a cache.)"""
+    if spark.conf.get(CACHE_COMPRESSED, None) is not None:
+        yield
+        return
+    spark.conf.set(CACHE_COMPRESSED, "false")
+    try:
+        yield
+    finally:
+        spark.conf.unset(CACHE_COMPRESSED)
 
 
 def _fields(line: Column) -> tuple[Column, Column, Column, Column]:
@@ -236,16 +250,15 @@ def _blank(line: Column) -> Column:
     return F.when(line >= "!", False).otherwise(F.trim(line, F.lit(BLANK_CHARS)) == "")
 
 
-def fast_pass(spark: SparkSession, path: str, sure_id: IdCheck = _sure_id) -> DataFrame:
+def fast_pass(spark: SparkSession, path: str) -> DataFrame:
     """The file's non-blank lines through Spark's text reader, lazily: (ok, user int, item int, rating
     float) per line; bad rows keep whatever their casts gave, only the rows with `ok` are ever read.
     The fields are cut out of the line's bytes with `substring_index`: Spark's CSV reader (univocity)
-    made Java strings of them first. (`sure_id` is replaceable so that
-    experiments/load_bench.py can time the previous check beside it.)"""
+    made Java strings of them first."""
     line = F.col("value")
     user_text, item_text, rating_text, three = _fields(line)
-    user, sure_user = sure_id(user_text)
-    item, sure_item = sure_id(item_text)
+    user, sure_user = _sure_id(user_text)
+    item, sure_item = _sure_id(item_text)
     rating, sure_rating = _sure_rating(rating_text)
     ok = F.coalesce(three & sure_user & sure_item & sure_rating, F.lit(False))
     lines = spark.read.text(path).filter(~_blank(line))
@@ -260,8 +273,9 @@ def load_df(
     `unique_pairs`: the pairs are known to be unique (`Job.unique_pairs`), so no distinct count.
     """
     check_source(path)
-    parsed = fast_pass(spark, path).cache()
-    row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
+    with uncompressed_cache(spark):
+        parsed = fast_pass(spark, path).cache()
+        row = parsed.agg(F.count("*").alias("n"), F.count_if("ok").alias("good")).first()
     assert row is not None
     good, bad = row["good"], row["n"] - row["good"]
     ratings = parsed.filter("ok").select(USER, ITEM, RATING)
@@ -286,8 +300,9 @@ def caused_by(error: Py4JJavaError, java_class: str) -> bool:
 def _exact_df(spark: SparkSession, path: str, skip_bad_rows: bool) -> tuple[DataFrame, Loaded]:
     """The exact pass's verdict as a cached DataFrame: an error, or the ratings left after skipping."""
     checked, loaded = _finish(spark, path, skip_bad_rows)
-    exact = spark.createDataFrame(checked.rows(), RATINGS_SCHEMA).cache()
-    exact.count()  # the load phase includes the exact parse
+    with uncompressed_cache(spark):
+        exact = spark.createDataFrame(checked.rows(), RATINGS_SCHEMA).cache()
+        exact.count()  # the load phase includes the exact parse
     return exact, loaded
 
 
@@ -324,8 +339,9 @@ def load_parquet(spark: SparkSession, path: str) -> tuple[DataFrame, Loaded]:
     """A Parquet conversion of this suite's (user, item, rating), as a cached DataFrame, checked as a
     whole in one pass: the three columns, ids non-negative 32-bit integers, ratings within formats.RATING_LIMIT.
     (Its lines were checked one by one when it was made; `read_parquet_ratings` does the same.)"""
-    ratings = read_parquet(spark, path).cache()
-    row = ratings.agg(F.count("*").alias("n"), F.sum(parquet_row_ok().cast("long")).alias("ok")).first()
+    with uncompressed_cache(spark):
+        ratings = read_parquet(spark, path).cache()
+        row = ratings.agg(F.count("*").alias("n"), F.sum(parquet_row_ok().cast("long")).alias("ok")).first()
     assert row is not None
     if not row["n"]:
         raise BadInputError(path, "no ratings (the table is empty)")

@@ -1,5 +1,4 @@
-"""experiments/load_bench.py: every case loads the same file and the report says so; the previous
-id check and today's agree on what is sure."""
+"""experiments/load_bench.py: every case loads the same file and the report says so."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ def test_every_case_loads_every_rating_of_the_file(tmp_path: Path, capsys: pytes
     path = tmp_path / "ratings.csv"
     path.write_text("".join(f"{u},{i},{(u + i) % 5 + 0.5}\n" for u in range(1, 30) for i in (1, 7, 10, 99, 1000)))
     out = tmp_path / "load.json"
-    cases = "floor,previous,load_df,load_df_pairs"
+    cases = "floor,csv_reader,load_df,load_df_pairs"
     assert load_bench.main(["--data", str(path), "--rounds", "1", "--cases", cases, "--json", str(out),
                             "--driver-memory", "1g"]) == 0
     benchmarks = json.loads(out.read_text())["benchmarks"]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from recommender.data.formats import STUDY_CSV, BadInputError, is_blank, line_problem, parse_line
 from recommender.data.readers import ITEM, RATING, USER, write_parquet, write_study_csv
 from recommender.params import ALSParams
-from recommender.spark.loading import check_lines, fast_pass, load_df, load_ratings, load_rdd
+from recommender.spark.loading import CACHE_COMPRESSED, check_lines, fast_pass, load_df, load_ratings, load_rdd
 from recommender.split import holdout_hash, holdout_sql
 from tests.bad_inputs import ACCEPTED, BAD_LINES
 from tests.engines import run_engine
@@ -213,3 +213,27 @@ def test_the_fast_pass_takes_only_what_the_rules_take(spark, tmp_path: Path, lin
             assert line_problem(line, STUDY_CSV) is None, line
             user, item, rating = parse_line(line, STUDY_CSV)
             assert (row[USER], row[ITEM], row[RATING]) == (user, item, np.float32(rating)), line
+
+
+def _cached_bytes(spark) -> int:
+    return sum(info.memSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo())
+
+
+def test_the_loaded_ratings_are_cached_uncompressed_unless_the_session_says(spark, tmp_path: Path) -> None:
+    """The load's cache skips Spark's column encoders (they cost more than the parse); a session that
+    sets the choice keeps it, and the setting is left as it was."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("".join(f"{u},{i},4.0\n" for u in range(200) for i in range(100)))
+    spark.catalog.clearCache()
+    sizes = {}
+    for chosen in (None, "true"):
+        if chosen is not None:
+            spark.conf.set(CACHE_COMPRESSED, chosen)
+        try:
+            load_df(spark, str(path), False)
+            sizes[chosen] = _cached_bytes(spark)
+            assert spark.conf.get(CACHE_COMPRESSED, None) == chosen
+        finally:
+            spark.catalog.clearCache()
+            spark.conf.unset(CACHE_COMPRESSED)
+    assert sizes[None] > 2 * sizes["true"]

@@ -76,6 +76,17 @@ object Loading {
     s"$path: no ratings left for training after holding out a fraction $fraction of them"
   }
 
+  private val CacheCompressed = "spark.sql.inMemoryColumnarStorage.compressed"
+
+  /** `body` with the DataFrame caches it builds held uncompressed, unless the session sets CacheCompressed
+    * itself (loading.py `uncompressed_cache`: Spark's encoders cost more than the parse). */
+  private def uncompressedCache[T](spark: SparkSession)(body: => T): T =
+    if (spark.conf.get(CacheCompressed, null) != null) body
+    else {
+      spark.conf.set(CacheCompressed, "false")
+      try body finally spark.conf.unset(CacheCompressed)
+    }
+
   /** The characters of a blank line (Rules.isBlank): up to U+0020. */
   private val BlankChars = (0 to 0x20).map(_.toChar).mkString
 
@@ -137,8 +148,8 @@ object Loading {
     val ok = F.coalesce(F.col("three") && sureUser && sureItem && sureRatingOk, F.lit(false))
     // Bad rows keep whatever their casts gave: only the rows with `ok` are ever read.
     val parsed = fields(spark, path)
-      .select(ok.as("ok"), user.as("user"), item.as("item"), rating.cast("float").as("rating")).cache()
-    val row = parsed.agg(F.count(F.lit(1)), F.count_if(F.col("ok"))).first()
+      .select(ok.as("ok"), user.as("user"), item.as("item"), rating.cast("float").as("rating"))
+    val row = uncompressedCache(spark)(parsed.cache().agg(F.count(F.lit(1)), F.count_if(F.col("ok"))).first())
     val good = row.getLong(1)
     val ratings = parsed.filter("ok").select("user", "item", "rating")
     val pairs = F.col("user").cast("long") * (1L << 32) + F.col("item").cast("long")
