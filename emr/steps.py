@@ -9,11 +9,18 @@ from typing import Any
 
 from emr.sizing import Node
 from experiments.grid import Case, Device
-from experiments.runner import case_job, shuffle_partitions
+from experiments.runner import case_job
 from recommender.data.fractal import parse_fractal
 from recommender.data.fractal_output import CSV_PARTS
 from recommender.launch import registry
-from recommender.launch.submit import Launch, command, job_arguments, spark_submit
+from recommender.launch.submit import (
+    SHUFFLE_PARTITIONS,
+    Launch,
+    command,
+    job_arguments,
+    shuffle_partitions,
+    spark_submit,
+)
 from recommender.params import ALSParams
 
 REMOTE_ROOT = "/home/hadoop/als"
@@ -49,7 +56,7 @@ def case_launch(case: Case, device: Device, layout: Layout = Layout(), node: Nod
         executors=executors,
         executor_memory=f"{node.executor_memory_gib}g" if node else None,
         confs={"spark.submit.deployMode": "client",
-               "spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
+               SHUFFLE_PARTITIONS: str(shuffle_partitions(case.cores))}
         | device.confs_for(case.cores, local=layout.master.startswith("local")),
     )
 

@@ -17,7 +17,15 @@ from experiments.redact import redact_command, redact_confs, redact_url
 from recommender.data.sources import validated_conversion
 from recommender.engine import Job
 from recommender.launch import registry
-from recommender.launch.submit import LOOPBACK_MASTERS, Launch, command, job_arguments, submit_env
+from recommender.launch.submit import (
+    LOOPBACK_MASTERS,
+    SHUFFLE_PARTITIONS,
+    Launch,
+    command,
+    job_arguments,
+    shuffle_partitions,
+    submit_env,
+)
 from recommender.params import ALSParams
 from recommender.result import ResultLineError, parse_result_line
 
@@ -51,15 +59,10 @@ class CaseFailed(RuntimeError):
     """A case whose process failed or printed no valid result line."""
 
 
-def shuffle_partitions(cores: int) -> int:
-    """Two shuffle partitions per core: Spark's default of 200 dwarfs small sets' real work."""
-    return 2 * cores
-
-
 def launch_for(case: Case, target: Target, device: Device) -> Launch:
     """Resources and confs of `case`. Engines with a GPU solver of their own take no spark-rapids
     confs: on a GPU they run that solver there (`--device cuda`)."""
-    confs = {"spark.sql.shuffle.partitions": str(shuffle_partitions(case.cores))}
+    confs = {SHUFFLE_PARTITIONS: str(shuffle_partitions(case.cores))}
     jars: tuple[str, ...] = ()
     if registry.get(case.impl).own_gpu_solver:
         device = Device("cpu", "")

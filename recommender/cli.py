@@ -138,11 +138,11 @@ def _data(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from recommender.data.sources import prepare, rating_scale, validated_conversion
-    from recommender.launch.submit import check_master
+    from recommender.launch.submit import check_master, local_confs
 
     try:
         check_master(args.master)
-        confs = parse_confs(args.conf)
+        confs = local_confs(args.master, parse_confs(args.conf))  # as the grid's for a local master
         prepared = prepare(args.data, args.data_dir, args.cache_dir)
         impl = registry.get(args.impl)
         impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.runner import shuffle_partitions
 from recommender import engine
 from recommender.engine import Job
 from recommender.launch import registry
-from recommender.launch.submit import Launch
+from recommender.launch.submit import SHUFFLE_PARTITIONS, Launch, shuffle_partitions
 from recommender.params import ALSParams
 from recommender.result import RunResult
 from recommender.timing import PhaseTimer
 
 # A test's spark-submit: local[2] with the grid's shuffle partitions (Spark's 200 dwarf a test set's work).
-SUBMIT = Launch(master="local[2]", cores=2, confs={"spark.sql.shuffle.partitions": str(shuffle_partitions(2))})
+SUBMIT = Launch(master="local[2]", cores=2, confs={SHUFFLE_PARTITIONS: str(shuffle_partitions(2))})
 
 
 def run_engine(impl: str, path: Any, api: str | None = None, params: ALSParams | None = None,

@@ -20,6 +20,7 @@ ENTRY = Path("recommender") / "entry.py"  # relative to a checkout's root
 JAR = Path("scala") / "target" / "als-recommender.jar"
 MASTER_PATTERN = re.compile(r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|(spark|k8s|mesos)://\S+|yarn)$")
 LOOPBACK_MASTERS = ("local", "spark://127.0.0.1:", "spark://localhost:")
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,20 @@ def spark_submit(launch: Launch, app: Sequence[str], app_args: Sequence[str],
     if launch.jars:
         cmd += ["--jars", ",".join(launch.jars)]
     return [*cmd, *app, *app_args]
+
+
+def shuffle_partitions(cores: int) -> int:
+    """Two shuffle partitions per core: Spark's default of 200 dwarfs small sets' real work."""
+    return 2 * cores
+
+
+def local_confs(master: str, confs: Mapping[str, str]) -> dict[str, str]:
+    """`confs`, with `shuffle_partitions` for a `local[N]` master's N cores (`local`: one) where they
+    set none; `local[*]` and cluster masters keep Spark's default, their cores unknown here."""
+    found = MASTER_PATTERN.match(master)
+    if not master.startswith("local") or found is None or found.group(3) == "*" or SHUFFLE_PARTITIONS in confs:
+        return dict(confs)
+    return {SHUFFLE_PARTITIONS: str(shuffle_partitions(int(found.group(3) or 1)))} | dict(confs)
 
 
 def check_master(master: str) -> None:
