@@ -223,7 +223,7 @@ def _sure_rating(text: Column) -> tuple[Column, Column]:
 @contextmanager
 def uncompressed_cache(spark: SparkSession) -> Iterator[None]:
     """DataFrame caches built inside are held uncompressed, unless the session sets CACHE_COMPRESSED
-    itself: Spark tries each encoder on every value, which cost 4 to 7 s of a 20M-rating load on 2
+    itself: Spark tries each encoder on every value, which cost 4 to 10 s of a 20M-rating load on 2
     cores, for 243 MB held against 151 MB. (Spark reads the setting when it first fills a cache.)"""
     if spark.conf.get(CACHE_COMPRESSED, None) is not None:
         yield

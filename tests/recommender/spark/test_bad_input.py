@@ -230,8 +230,9 @@ def test_the_loaded_ratings_are_cached_uncompressed_unless_the_session_says(spar
         if chosen is not None:
             spark.conf.set(CACHE_COMPRESSED, chosen)
         try:
+            before = _cached_bytes(spark)  # other tests' RDDs may still be cached in the shared session
             load_df(spark, str(path), False)
-            sizes[chosen] = _cached_bytes(spark)
+            sizes[chosen] = _cached_bytes(spark) - before
             assert spark.conf.get(CACHE_COMPRESSED, None) == chosen
         finally:
             spark.catalog.clearCache()
