@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 
 PREDICT_CHUNK = 1 << 18  # ratings predicted at a time: the gathered factor rows stay in cache
 TOP_K_CHUNK_BYTES = 64 << 20  # one top-k chunk's scores: a task's blocks share its executor's memory
+IN_PLACE_BLOCK = 1 << 22  # ids rewritten in place this many at a time
 ARROW_BATCH = "1000000"  # rows per Arrow batch: a task's blocks arrive in few large pieces
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
 # The side of a routed rating: a training rating by its user (0) and by its item (1); a held-out one likewise (2, 3).
@@ -409,29 +410,34 @@ def _values(column: pa.Array, dtype: type) -> np.ndarray:
 def _read(batches: Iterable[pa.RecordBatch]) -> tuple[list[Block], list[int]]:
     """The task's shuffled chunks as one `Block` per side, and the read counts its chunks carry.
 
-    Each Arrow batch is unpacked into numpy pieces as it arrives and then dropped, and each side's
-    pieces are joined and dropped in turn: the peak is about twice the bytes held, not three times.
+    The Arrow batches are kept as they arrive (12 bytes a rating) until the side sizes are known;
+    then each side's arrays are allocated once and filled from the batches, each batch released to
+    the OS once unpacked, so the peak is about the bytes held, where joining unpacked pieces took twice.
     """
-    pieces: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in SIDES]
+    arrived: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # codes, ratings, sizes (records x sides)
     read = np.zeros(len(READ), dtype=np.int64)
-    mask = np.uint64((1 << 31) - 1)
     for batch in batches:
-        codes, ratings = _values(batch.column("code"), np.uint64), _values(batch.column(RATING), np.float32)
-        sizes = np.stack([_column(batch, f"n{s}", np.int64) for s in SIDES], axis=1).reshape(-1)
-        for at, (end, size) in enumerate(zip(np.cumsum(sizes).tolist(), sizes.tolist(), strict=True)):
-            if size:
-                code = codes[end - size:end]
-                pieces[at % len(SIDES)].append(((code >> np.uint64(31)).astype(np.int32),
-                                                (code & mask).astype(np.int32), ratings[end - size:end].copy()))
+        sizes = np.stack([_column(batch, f"n{s}", np.int64) for s in SIDES], axis=1)
+        arrived.append((_values(batch.column("code"), np.uint64), _values(batch.column(RATING), np.float32), sizes))
         read += np.stack([_column(batch, name, np.int64) for name in READ]).sum(axis=1)
-        del batch, codes, ratings
-    blocks = []
-    for side in SIDES:
-        parts, pieces[side] = pieces[side], []
-        blocks.append(Block(*(np.concatenate([part[at] for part in parts] or [np.empty(0, dtype)])
-                              for at, dtype in enumerate((np.int32, np.int32, np.float32)))))
-        del parts
-    pa.default_memory_pool().release_unused()  # Arrow's pool is not the heap torch allocates from
+        del batch
+    totals = sum((sizes.sum(axis=0) for _, _, sizes in arrived), np.zeros(len(SIDES), np.int64))
+    blocks = [Block(np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.float32)) for n in totals.tolist()]
+    filled = [0] * len(SIDES)
+    mask, shift = np.uint64((1 << 31) - 1), np.uint64(31)
+    pool = pa.default_memory_pool()
+    while arrived:
+        codes, ratings, sizes = arrived.pop(0)
+        at = 0
+        for side, size in zip(np.tile(np.arange(len(SIDES)), len(sizes)).tolist(), sizes.reshape(-1).tolist(),
+                              strict=True):
+            block, into = blocks[side], slice(filled[side], filled[side] + size)
+            np.right_shift(codes[at:at + size], shift, out=block.user[into], casting="unsafe")
+            np.bitwise_and(codes[at:at + size], mask, out=block.item[into], casting="unsafe")
+            block.rating[into] = ratings[at:at + size]
+            filled[side], at = filled[side] + size, at + size
+        del codes, ratings
+        pool.release_unused()  # Arrow's pool is not the heap numpy and torch allocate from
     return blocks, read.tolist()
 
 
@@ -449,13 +455,22 @@ def _from_npy(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return ids[order], factors[order]
 
 
-def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each of `values`' index in sorted `ids`, where all are present: a lookup table for dense ids."""
-    if len(ids) and int(ids[-1]) <= 50 * max(len(values), len(ids)):
+def _positions(ids: np.ndarray, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Each of `values`' index in sorted `ids`, where all are present: a lookup table for dense ids.
+    With `out` (int32, as long as `values`; `values` itself will do) they are written there, a block at a time."""
+    dense = bool(len(ids)) and int(ids[-1]) <= 50 * max(len(values), len(ids))
+    if dense:
         table = np.zeros(int(ids[-1]) + 1, dtype=np.int32)
         table[ids] = np.arange(len(ids), dtype=np.int32)
-        return table[values]
-    return np.searchsorted(ids, values).astype(np.int32)
+    if out is None:
+        return table[values] if dense else np.searchsorted(ids, values).astype(np.int32)
+    for start in range(0, len(values), IN_PLACE_BLOCK):
+        part = slice(start, start + IN_PLACE_BLOCK)
+        if dense:
+            np.take(table, values[part], out=out[part])
+        else:
+            out[part] = np.searchsorted(ids, values[part])
+    return out
 
 
 class _Rows:
@@ -545,19 +560,22 @@ def _ranking(k: int, sums: dict[str, float], who: str) -> Ranking | None:
     return Ranking(k, int(users), *(sums[f"{who}_{name}"] / users for name in RANKED[1:]))
 
 
-def _side(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int, rank: int,
-          device: torch.device) -> Side:
-    """`als.make_side` of numpy arrays moved to `device` (shared, not copied, on the CPU), in the
-    column blocks `als.gram_blocks` gives these sizes, as the single-node engine builds its sides."""
+def _side(block: Block, n_rows: int, n_cols: int, by_item: bool, rank: int, device: torch.device,
+          ones: torch.Tensor | None) -> Side:
+    """`als.make_side` of a block's compact rows and columns (its users', or its items' where `by_item`),
+    in the column blocks `als.gram_blocks` gives these sizes, as the single-node engine builds its sides.
+    The block is emptied: its arrays move to `device` (on the CPU shared, not copied) and are grouped
+    in place, so the side takes no more memory than the block did."""
     import torch
 
     from recommender.tensor import als
 
-    def moved(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(device)
-
+    taken = (block.item, block.user, block.rating) if by_item else (block.user, block.item, block.rating)
+    block.user, block.item, block.rating = (np.empty(0, array.dtype) for array in taken)
+    rows, cols, ratings = (torch.from_numpy(array).to(device) for array in taken)
+    del taken
     blocks = als.gram_blocks(n_rows, n_cols, len(ratings), rank, device)
-    return als.make_side(moved(rows), moved(cols), moved(ratings), n_rows, n_cols, blocks)
+    return als.make_side(rows, cols, ratings, n_rows, n_cols, blocks, ones, in_place=True)
 
 
 def _trainer(params: ALSParams, device_name: str, wanted: Wanted
@@ -604,8 +622,8 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
             row |= dict(zip([*READ, "train"], map(int, totals), strict=True))
             seconds["meet_s"] = lap() - seconds["read_s"]
             if row["rows0"] and not row["bad0"] and not row["bad1"] and row["train"]:  # else the driver says why
-                my_users, u_rows = compact(train_u.user)
-                my_items, i_rows = compact(train_i.item)
+                my_users, _ = compact(train_u.user, out=train_u.user)  # each rating's user row, in place
+                my_items, _ = compact(train_i.item, out=train_i.item)
                 user_parts = gather_rows(group, torch.from_numpy(my_users.astype(np.int64)))
                 item_parts = gather_rows(group, torch.from_numpy(my_items.astype(np.int64)))
                 user_ids = torch.cat(user_parts).sort().values.numpy()  # every training user, as compact orders them
@@ -616,15 +634,16 @@ def _trainer(params: ALSParams, device_name: str, wanted: Wanted
 
                 users_layout, items_layout = layout(user_parts, user_ids), layout(item_parts, item_ids)
                 del user_parts, item_parts
-                u_cols = _positions(item_ids, train_u.item)
-                train_u.user = train_u.item = np.empty(0, np.int32)
-                user_side = _side(u_rows, u_cols, train_u.rating, len(my_users), len(item_ids), params.rank, device)
-                del u_rows, u_cols
-                train_u.rating = np.empty(0, np.float32)
-                i_cols = _positions(user_ids, train_i.user)
-                train_i.user = train_i.item = np.empty(0, np.int32)
-                item_side = _side(i_rows, i_cols, train_i.rating, len(my_items), len(user_ids), params.rank, device)
-                del i_rows, i_cols, train_i
+                _positions(item_ids, train_u.item, out=train_u.item)  # each rating's item column, in place
+                _positions(user_ids, train_i.user, out=train_i.user)
+                shapes = {False: (train_u, len(my_users), len(item_ids)), True: (train_i, len(my_items), len(user_ids))}
+                built: dict[bool, Side] = {}
+                ones = None
+                for by_item in sorted(shapes, key=lambda by_item: -len(shapes[by_item][0].rating)):
+                    built[by_item] = _side(*shapes[by_item], by_item, params.rank, device, ones)
+                    ones = built[by_item].indicator.values()  # the larger side's first: the other shares them
+                user_side, item_side = built[False], built[True]
+                del shapes, built, ones, train_u, train_i
                 seconds["setup_s"] = lap()
 
                 users = als.initial_factors(len(user_ids), params.rank, params.seed, device)

@@ -101,6 +101,32 @@ def test_the_item_side_read_from_the_user_side_is_the_item_side_of_the_ratings(u
     assert torch.equal(read.counts, direct.counts)
 
 
+@pytest.mark.parametrize("blocks", [1, 4])
+def test_a_side_grouped_in_place_is_the_side_grouped_from_copies(blocks: int) -> None:
+    u, i, r = random_ratings(30, 20, 0.4, 6)
+    order = np.random.default_rng(3).permutation(len(u))
+    arrays = [a[order].copy() for a in (u, i, r)]
+    copied = torch_als.make_side(*(torch.from_numpy(a) for a in arrays), 30, 20, blocks)
+    ones = torch.ones(len(r) + 7)  # longer than the ratings: the indicator takes its prefix
+    grouped = torch_als.make_side(*(torch.from_numpy(a) for a in arrays), 30, 20, blocks, ones, in_place=True)
+    for matrix in ("weighted", "indicator"):
+        assert torch.equal(getattr(grouped, matrix).to_dense(), getattr(copied, matrix).to_dense())
+    assert torch.equal(grouped.counts, copied.counts)
+    # The side's columns and ratings are the inputs' own memory, permuted where they lay.
+    assert grouped.weighted.col_indices().data_ptr() == arrays[1].ctypes.data
+    assert grouped.weighted.values().data_ptr() == arrays[2].ctypes.data
+    assert grouped.indicator.values().data_ptr() == ones.data_ptr()
+    assert not np.array_equal(arrays[2], r[order])  # the ratings were regrouped where they lay
+
+
+def test_the_sort_chunk_follows_the_keys_on_the_cpu_within_its_bounds() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert torch_als.sort_chunk(1_000_000, cpu) == torch_als.SORT_CHUNK_MIN == 2**21
+    assert torch_als.sort_chunk(5_000_000, cpu) == 2**23  # the next power of two
+    assert torch_als.sort_chunk(10**9, cpu) == torch_als.SORT_CHUNK_MAX
+    assert torch_als.sort_chunk(1_000, cuda) == torch_als.SORT_CHUNK_MAX
+
+
 def test_gram_blocks_fit_the_cache_on_the_cpu_only() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert torch_als.gram_blocks(27_000, 138_000, 20_000_000, 10, cpu) == 4  # 30 MB of packed pairs

@@ -208,6 +208,18 @@ def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None
     assert torch_als.rated(one) is one.indicator
 
 
+@pytest.mark.parametrize("top", [1_000, 10**9])  # a lookup table, then a sparse id space's binary search
+def test_positions_written_in_place_are_the_positions(top: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch_spark, "IN_PLACE_BLOCK", 7)  # several blocks, the last one short
+    rng = np.random.default_rng(4)
+    ids = np.unique(rng.integers(0, top, 40)).astype(np.int32)
+    values = rng.choice(ids, 100).astype(np.int32)
+    expected = np.searchsorted(ids, values)
+    assert np.array_equal(torch_spark._positions(ids, values), expected)
+    assert torch_spark._positions(ids, values, out=values) is values
+    assert np.array_equal(values, expected)
+
+
 def test_a_task_peak_is_its_own_not_the_worker_lifetime() -> None:
     """After `_restart_peak_rss` the high-water mark counts from now: a reused worker's earlier peak
     (the routing pass's) is not the task's."""
