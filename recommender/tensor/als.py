@@ -149,10 +149,10 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor, n_r
 
 
 def user_side(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, n_users: int, n_items: int,
-              rank: int) -> Side:
-    """The ratings grouped by user, in the column blocks `gram_blocks` picks for `rank`."""
+              rank: int, in_place: bool = False) -> Side:
+    """The ratings grouped by user, in the column blocks `gram_blocks` picks for `rank` (`in_place`: `make_side`)."""
     return make_side(users, items, ratings, n_users, n_items,
-                     gram_blocks(n_users, n_items, len(ratings), rank, ratings.device))
+                     gram_blocks(n_users, n_items, len(ratings), rank, ratings.device), in_place=in_place)
 
 
 def item_side(by_user: Side, n_items: int, rank: int) -> Side:

@@ -135,7 +135,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     with timer.phase("fit"):  # the by-user side is all that is kept of the training ratings
         by_user = torch_als.user_side(torch.from_numpy(train_u).to(device), torch.from_numpy(train_i).to(device),
                                       torch.from_numpy(train_r).to(device), len(user_ids), len(item_ids),
-                                      params.rank)
+                                      params.rank, in_place=True)  # the fit's own arrays, grouped where they lie
         del train_u, train_i, train_r
         model = torch_als.fit_sides(by_user, torch_als.item_side(by_user, len(item_ids), params.rank), params)
         torch_als.synchronize(device)
