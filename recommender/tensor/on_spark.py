@@ -412,7 +412,8 @@ def _read(batches: Iterable[pa.RecordBatch]) -> tuple[list[Block], list[int]]:
 
     The Arrow batches are kept as they arrive (12 bytes a rating) until the side sizes are known;
     then each side's arrays are allocated once and filled from the batches, each batch released to
-    the OS once unpacked, so the peak is about the bytes held, where joining unpacked pieces took twice.
+    the OS once unpacked, so the peak is about the bytes held (joined pieces would hold them twice:
+    the C heap keeps freed pieces).
     """
     arrived: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # codes, ratings, sizes (records x sides)
     read = np.zeros(len(READ), dtype=np.int64)
