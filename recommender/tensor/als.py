@@ -114,6 +114,7 @@ def rated(side: Side) -> torch.Tensor:
 
 
 def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A CSR matrix of these parts, sharing them (no copy), without torch's beta warning."""
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on matmul only
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(crow, cols, values, size)
