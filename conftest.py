@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A local[2] SparkSession shared by every Spark test, stopped at the end."""
-    from recommender.engine import SessionConfig
+    from recommender.spark.config import SessionConfig
     from recommender.spark.session import spark_session
 
     config = SessionConfig(

@@ -15,7 +15,7 @@ from pyspark.ml.recommendation import ALS
 
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.sources import prepare
-from recommender.engine import SessionConfig
+from recommender.spark.config import SessionConfig
 from recommender.spark.loading import load_ratings
 from recommender.spark.session import spark_session
 

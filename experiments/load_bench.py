@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from recommender.data.sources import prepare
-    from recommender.engine import SessionConfig
+    from recommender.spark.config import SessionConfig
     from recommender.spark.session import spark_session
 
     if Path(args.data).is_file():

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from recommender.data.columns import ITEM, RATING, USER
     from recommender.data.sources import prepare
-    from recommender.engine import SessionConfig
+    from recommender.spark.config import SessionConfig
     from recommender.spark.session import spark_session
     from recommender.tensor.topk import top_k
 

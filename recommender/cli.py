@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from recommender.engine import Job, SessionConfig, check, report
+from recommender.engine import Job, check
 from recommender.launch import registry
+from recommender.launch.in_process import report
 from recommender.launch.registry import Implementation
 from recommender.params import ALSParams, flag, param_fields
 
@@ -23,7 +24,10 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
     parser.add_argument("--api", choices=registry.APIS, default=None,
                         help="Spark API: rdd (mllib), df (ml), none (no Spark); default: the implementation's last")
     for f in param_fields():
-        parser.add_argument(flag(f.name), type=f.metadata["type"], default=f.default,
+        if f.metadata["type"] is bool:
+            parser.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
+            continue
+        parser.add_argument(flag(f.name), type=f.metadata["type"], default=f.default, choices=f.metadata["choices"],
                             help=f.metadata["help"] + (f" (default {f.default})" if f.default is not None else ""))
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad lines instead of stopping")
     parser.add_argument("--unique-pairs", action="store_true",
@@ -158,11 +162,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if impl.engine is None:
         return _run_jvm(impl, job, args, confs)
-    from recommender import engine
+    from recommender.launch import in_process
+    from recommender.spark.config import SessionConfig
 
     session = SessionConfig(master=args.master, driver_memory=args.driver_memory,
                             checkpoint_dir=args.checkpoint_dir, confs=confs)
-    return report(lambda: engine.run(impl, job, session))
+    return report(lambda: in_process.run(impl, job, session))
 
 
 def _run_jvm(impl: Implementation, job: Job, args: argparse.Namespace, confs: dict[str, str]) -> int:

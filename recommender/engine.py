@@ -1,21 +1,19 @@
-"""The one engine contract: what every in-process engine is given, what it returns, and the one
-place that runs it (inside a Spark session where it needs one), builds its `RunResult`, prints
-it, and maps bad input to exit code 2.
+"""The one engine contract: what every in-process engine is given (`Job`), what it returns
+(`Outcome`), the checks before it starts, and the one place its `RunResult` is built.
 
 An engine is a function `engine(job: Job, timer: PhaseTimer) -> Outcome`, named in the registry
-(`recommender/launch/registry.py`). A Spark engine takes the active SparkSession. The JVM
-programs honour the same contract through their result line. This module imports neither pyspark
-nor torch.
+(`recommender/launch/registry.py`). A Spark engine takes the active SparkSession, which
+`recommender.launch.in_process` starts around it. The JVM programs honour the same contract
+through their result line. This module imports neither pyspark nor torch, nor the Spark session.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
-from recommender.launch.registry import Implementation, check_api
+from recommender.launch.registry import Implementation, check_api, check_solver
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Recommended, RunResult, Runtime
 from recommender.timing import PhaseTimer
@@ -57,29 +55,7 @@ class Outcome:
     recommended: Recommended | None = None
 
 
-@dataclass(frozen=True)
-class SessionConfig:
-    """Where Spark runs and how; `master` None leaves it to spark-submit."""
-
-    master: str | None = "local[2]"
-    app_name: str = "als-benchmark"
-    driver_memory: str | None = "4g"
-    checkpoint_dir: str | None = None  # None: a fresh folder under /tmp, removed at the end
-    confs: dict[str, str] = field(default_factory=dict)
-
-
 Engine = Callable[[Job, PhaseTimer], Outcome]
-
-
-def run(impl: Implementation, job: Job, session: SessionConfig = SessionConfig()) -> RunResult:
-    """Run `job` on `impl`'s engine, in a Spark session (`session`) where the engine needs one."""
-    check(impl, job)
-    if impl.uses_spark:
-        from recommender.spark.session import run_in_session, spark_session
-
-        with spark_session(session) as spark:
-            return run_in_session(spark, impl, job)
-    return execute(impl, job, PhaseTimer())
 
 
 def execute(impl: Implementation, job: Job, timer: PhaseTimer) -> RunResult:
@@ -94,6 +70,7 @@ def execute(impl: Implementation, job: Job, timer: PhaseTimer) -> RunResult:
 def check(impl: Implementation, job: Job) -> None:
     """A ValueError, before anything starts, for an API or a device the implementation lacks."""
     check_api(impl, job.api)
+    check_solver(impl, job.params.solver)
     if job.device != "cpu" and not job.device.startswith("cuda"):
         raise ValueError(f"--device {job.device}: expected cpu, cuda or cuda:N")
     if job.device != "cpu" and "cuda" not in impl.devices:
@@ -132,43 +109,3 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         resources=outcome.resources,
         recommended=outcome.recommended,
     )
-
-
-def summary(result: RunResult) -> str:
-    """A few human-readable lines about a run."""
-    m, c, p = result.metrics, result.counts, result.phases
-    lines = [
-        f"{result.impl}/{result.api} on {result.data}: {c.ratings:,} ratings, "
-        f"{c.users:,} users, {c.items:,} items ({result.runtime.describe()})",
-        f"  training MSE {m.train_mse:.4f}",
-    ]
-    if m.holdout_rmse is not None and m.holdout_mae is not None:
-        lines.append(
-            f"  holdout RMSE {m.holdout_rmse:.4f}, MAE {m.holdout_mae:.4f} "
-            f"on {c.holdout_predictions:,} of {c.holdout:,} held-out ratings"
-        )
-    if result.recommended is not None and "recommend" in p:
-        r = result.recommended
-        lines.append(f"  top {r.k} for {r.users:,} users in {p['recommend']:.2f} s "
-                     f"({r.users / max(p['recommend'], 1e-9):,.0f} users/s)")
-    for name, ranked in (("ranking", m.ranking), ("most-popular baseline", m.baseline)):
-        if ranked is not None:
-            lines.append(f"  {name} @{ranked.k} on {ranked.users:,} users: precision {ranked.precision:.4f}, "
-                         f"recall {ranked.recall:.4f}, NDCG {ranked.ndcg:.4f}, MAP {ranked.map:.4f}")
-    if c.skipped_rows:
-        lines.append(f"  skipped {c.skipped_rows:,} bad lines, e.g. {result.skipped_examples[0]}")
-    lines.append("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in p.items()))
-    return "\n".join(lines)
-
-
-def report(compute: Callable[[], RunResult]) -> int:
-    """Run `compute`; print its summary and result line (exit 0), or `error: ...` (exit 2) for
-    bad input, bad options or missing files: the one place errors become exit codes."""
-    try:
-        result = compute()
-    except (ValueError, FileNotFoundError) as error:  # BadInputError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return ERROR_EXIT
-    print(summary(result))
-    print(result.to_line(), flush=True)
-    return 0

@@ -18,9 +18,10 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the packa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender.cli import add_job_arguments, job_from
-from recommender.engine import SessionConfig, report
 from recommender.launch import registry
+from recommender.launch.in_process import report
 from recommender.result import RunResult
+from recommender.spark.config import SessionConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,10 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = SessionConfig(master=None, driver_memory=None, checkpoint_dir=args.checkpoint_dir)
 
     def compute() -> RunResult:
-        from recommender import engine
+        from recommender.launch import in_process
 
         impl, job = job_from(args, args.ratings, args.data or args.ratings)
-        return engine.run(impl, job, session)
+        return in_process.run(impl, job, session)
 
     return report(compute)
 

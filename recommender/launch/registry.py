@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from recommender.params import SOLVERS
+
 
 class Launcher(Enum):
     """How a run of the implementation is started."""
@@ -46,6 +48,7 @@ class Implementation:
     recommends: bool = False  # has the recommend phase (--top-k)
     reads_test: bool = False  # evaluates on a predefined test file (--test, `--data ml-100k:u1`)
     versus: str | None = None  # the implementation the report compares it with (the study: Scala over Python)
+    solvers: tuple[str, ...] = ("cholesky",)  # `ALSParams.solver`s it has (MLlib solves each row by Cholesky)
     # The study's time relative to Scala's on the same API (EMR's cost estimate): its Python RDD
     # recommender took 858 s where Scala took 191 s.
     slowdown: tuple[tuple[str, float], ...] = ()
@@ -91,12 +94,12 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",
         (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH}), engine="recommender.tensor.single:run",
-        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True,
+        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True, solvers=SOLVERS,
     ),
     Implementation(
         "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",
         ("df",), Launcher.PYSPARK, frozenset({Need.JVM, Need.TORCH}), engine="recommender.spark.engines:torch_spark",
-        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True,
+        devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True, solvers=SOLVERS,
     ),
 )
 
@@ -116,6 +119,11 @@ def get(name: str) -> Implementation:
 def check_api(impl: Implementation, api: str) -> None:
     if api not in impl.apis:
         raise ValueError(f"the {impl.name} implementation has the {'/'.join(impl.apis)} API, not {api!r}")
+
+
+def check_solver(impl: Implementation, solver: str) -> None:
+    if solver not in impl.solvers:
+        raise ValueError(f"--solver {solver}: the {impl.name} implementation solves by {'/'.join(impl.solvers)} only")
 
 
 def help_text() -> str:

@@ -18,9 +18,10 @@ from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]  # py4j 
 from pyspark.sql import SparkSession
 
 from recommender.data.formats import BadInputError
-from recommender.engine import Job, SessionConfig, execute
+from recommender.engine import Job, execute
 from recommender.launch.registry import Implementation
 from recommender.result import RunResult
+from recommender.spark.config import SessionConfig
 from recommender.spark.loading import SINGULAR, caused_by, singular_fit
 from recommender.timing import PhaseTimer
 

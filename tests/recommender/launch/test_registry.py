@@ -45,11 +45,25 @@ def test_every_implementation_and_api_expands_in_some_grid() -> None:
 
 
 def test_every_parameter_is_a_flag_and_round_trips() -> None:
-    params = ALSParams(rank=3, iterations=4, reg=0.25, seed=9, blocks=5, holdout=0.125)
+    params = ALSParams(rank=3, iterations=4, reg=0.25, seed=9, blocks=5, holdout=0.125, implicit=True, alpha=40.0,
+                       solver="cg", cg_steps=5)
+    assert all(getattr(params, f.name) != f.default for f in param_fields())  # every field set, so each is passed
     args = cli.build_parser().parse_args(["run", "--data", "x", *params.as_arguments()])
     _, job = cli.job_from(args, "x.csv", "x")
     assert job.params == params
     assert {flag(f.name) for f in param_fields()} <= set(params.as_arguments())
+    default = cli.build_parser().parse_args(["run", "--data", "x", *ALSParams().as_arguments()])
+    assert cli.job_from(default, "x.csv", "x")[1].params == ALSParams()  # a false switch is left out, not negated
+
+
+def test_solver_choices_are_checked() -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--data", "x", "--solver", "lu"])
+    with pytest.raises(ValueError, match="solver 'lu'"):
+        ALSParams(solver="lu")
+    with pytest.raises(ValueError, match="cholesky only"):
+        registry.check_solver(registry.get("python"), "cg")
+    registry.check_solver(registry.get("torch"), "cg")
 
 
 SOURCES = [p for folder in ("recommender", "experiments", "emr") for p in (ROOT / folder).rglob("*.py")]

@@ -13,12 +13,14 @@ final case class Options(input: String, api: String, rank: Int, iterations: Int,
                          blocks: Option[Int], holdout: Double, skipBadRows: Boolean, checkpointDir: Option[String],
                          data: Option[String], topK: Int = 0, excludeRated: Boolean = true,
                          relevance: Option[Double] = None, clip: Option[(Double, Double)] = None,
-                         uniquePairs: Boolean = false, test: Option[String] = None)
+                         uniquePairs: Boolean = false, test: Option[String] = None, implicitPrefs: Boolean = false,
+                         alpha: Double = 1.0, cgSteps: Int = 3)
 
 object Options {
   val usage = "ratings.csv [--api rdd|df] [--rank N] [--iterations N] [--reg X] [--seed N] [--blocks N] " +
     "[--holdout X] [--skip-bad-rows] [--unique-pairs] [--checkpoint-dir DIR] [--data NAME] [--top-k K] " +
-    "[--include-rated] [--relevance X] [--clip LOW,HIGH|off] [--test FILE]"
+    "[--include-rated] [--relevance X] [--clip LOW,HIGH|off] [--test FILE] [--implicit] [--alpha X] " +
+    "[--solver cholesky] [--cg-steps N]"
 
   def parse(args: Array[String], impl: String): Options = {
     var o = Options("", "df", 8, 15, 0.01, 42L, None, 0.0, skipBadRows = false, None, None)
@@ -31,6 +33,7 @@ object Options {
         // The pairs are known unique (a conversion the suite validated, Job.unique_pairs): no repeated-pair pass.
         case "--unique-pairs" :: tail => o = o.copy(uniquePairs = true); rest = tail
         case "--include-rated" :: tail => o = o.copy(excludeRated = false); rest = tail
+        case "--implicit" :: tail => o = o.copy(implicitPrefs = true); rest = tail
         case flag :: value :: tail if flag.startsWith("--") =>
           o = flag match {
             case "--api" => if (value == "rdd" || value == "df") o.copy(api = value) else fail(s"--api: '$value' is not rdd or df")
@@ -46,6 +49,10 @@ object Options {
             case "--relevance" => o.copy(relevance = Some(num(flag, value, _.toDouble)))
             case "--clip" => o.copy(clip = num(flag, value, Clip.parse))
             case "--test" => o.copy(test = Some(value))
+            case "--alpha" => o.copy(alpha = num(flag, value, _.toDouble))
+            // MLlib solves each row by Cholesky: the conjugate-gradient solver is the torch engines'.
+            case "--solver" => if (value == "cholesky") o else fail(s"--solver $value: MLlib solves by cholesky only")
+            case "--cg-steps" => o.copy(cgSteps = num(flag, value, _.toInt)) // echoed only: MLlib has no CG
             case _ => fail(s"unknown option $flag")
           }
           rest = tail
@@ -61,6 +68,8 @@ object Options {
     if (o.holdout < 0 || o.holdout >= 1) fail("holdout must be in [0, 1)")
     if (o.test.isDefined && o.holdout > 0) fail("--test replaces the random holdout: leave --holdout at 0")
     if (o.seed < 0) fail("seed must not be negative")
+    if (o.cgSteps < 1) fail("cg_steps must be at least 1")
+    if (o.alpha.isNaN || o.alpha.isInfinite || o.alpha < 0) fail(s"alpha must be a finite number at least 0, not ${o.alpha}")
     if (o.topK < 0) fail(s"--top-k ${o.topK}: expected 0 (no recommend phase) or more")
     if (o.clip.exists { case (low, high) => !(low < high) }) fail("--clip: expected LOW,HIGH with LOW < HIGH")
     if (o.relevance.isDefined && o.topK == 0) fail("--relevance: ranking metrics need the recommend phase (--top-k K)")
