@@ -38,13 +38,13 @@ def mllib(job: Job, timer: PhaseTimer) -> Outcome:
 def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
     """`impl torch-spark`: the PyTorch solver distributed by Spark, each task on `job.device`.
     The driver never imports torch (a second of start-up): only the tasks do; its version is the package's."""
-    from recommender.tensor import on_spark
+    from recommender.tensor.on_spark import driver, figures
 
     spark = SparkSession.active()
-    figures: list[on_spark.StageFigures] = []
-    counts, metrics, examples, recommended = on_spark.run(spark, job, timer, report=figures.append)
+    stage: list[figures.StageFigures] = []
+    counts, metrics, examples, recommended = driver.run(spark, job, timer, report=stage.append)
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
     torch_info = TorchRuntime(version("torch"), job.device, task_cpus)
     return Outcome(counts, metrics, Runtime(spark_runtime(spark), torch_info), blocks(spark, job), examples,
-                   resources={k: float(v) for k, v in figures[0].extra_info().items()} if figures else {},
+                   resources={k: float(v) for k, v in stage[0].extra_info().items()} if stage else {},
                    recommended=recommended)

@@ -27,8 +27,8 @@ from tests.engines import run_engine
 torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
 from recommender.tensor import als as torch_als  # noqa: E402
 from recommender.tensor import collective  # noqa: E402
-from recommender.tensor import on_spark as torch_spark  # noqa: E402
 from recommender.tensor import single as torch_engine  # noqa: E402
+from recommender.tensor.on_spark import driver, figures, routing, task  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.torch]
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,16 +56,16 @@ def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
     sc = spark.sparkContext
 
     def arm(mode: str) -> None:
-        sc.setLocalProperty(torch_spark.FAIL_PROPERTY, mode)
+        sc.setLocalProperty(task.FAIL_PROPERTY, mode)
 
     yield arm
-    sc.setLocalProperty(torch_spark.FAIL_PROPERTY, None)
+    sc.setLocalProperty(task.FAIL_PROPERTY, None)
 
 
-def fit(spark, csv: str, blocks: int, wanted: torch_spark.Wanted | None = None  # type: ignore[no-untyped-def]
-        ) -> torch_spark.Trained:
-    src = torch_spark.source(spark, Job("df", csv, "test", PARAMS))
-    return torch_spark.train(spark, src, PARAMS, blocks, wanted=wanted or torch_spark.Wanted())
+def fit(spark, csv: str, blocks: int, wanted: task.Wanted | None = None  # type: ignore[no-untyped-def]
+        ) -> driver.Trained:
+    src = routing.source(spark, Job("df", csv, "test", PARAMS))
+    return driver.train(spark, src, PARAMS, blocks, wanted=wanted or task.Wanted())
 
 
 @pytest.mark.parametrize(("blocks", "reader"), [(1, "text"), (2, "text"), (2, "pyarrow"), (2, "spark")])
@@ -74,7 +74,7 @@ def test_one_stage_fits_the_single_node_model(spark, prepared: Prepared, single,
     """From the text (`load_df`), or from the Parquet conversion read by pyarrow in the routing tasks,
     or by Spark's reader where pyarrow has no file system for the path."""
     if reader == "spark":
-        monkeypatch.setattr(torch_spark.parquet, "filesystem", lambda uri: None)
+        monkeypatch.setattr(routing.parquet, "filesystem", lambda uri: None)
     assert prepared.parquet is not None
     trained = fit(spark, prepared.csv if reader == "text" else prepared.parquet, blocks)
     c = single.counts
@@ -120,14 +120,14 @@ def test_a_path_without_a_scheme_is_left_to_spark_where_it_means_hdfs(spark, pre
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """On YARN a path without a scheme is on HDFS, not the local disk pyarrow would read (Spark's
     reader is replaced here: it would look for the namenode)."""
-    monkeypatch.setattr(torch_spark, "read_parquet",
+    monkeypatch.setattr(routing, "read_parquet",
                         lambda spark, path: spark.createDataFrame([(1, 1, 1.0)], "user int, item int, rating float"))
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     job = Job("df", str(prepared.parquet), "test", PARAMS)
-    assert isinstance(torch_spark.source(spark, job).inputs[0], torch_spark.RowGroups)
+    assert isinstance(routing.source(spark, job).inputs[0], routing.RowGroups)
     conf.set("fs.defaultFS", "hdfs://namenode:8020")
     try:
-        assert isinstance(torch_spark.source(spark, job).inputs[0], torch_spark.Rows)
+        assert isinstance(routing.source(spark, job).inputs[0], routing.Rows)
     finally:
         conf.set("fs.defaultFS", "file:///")
 
@@ -147,7 +147,7 @@ def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[n
 
 
 def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
-    trained = fit(spark, csv, 2, torch_spark.Wanted(factors=True))
+    trained = fit(spark, csv, 2, task.Wanted(factors=True))
     assert trained.users is not None and trained.items is not None
     read = read_ratings(csv, STUDY_CSV, False).frame
     users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
@@ -200,7 +200,7 @@ def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None
     users, items = torch.randn(50, 5), torch.randn(400, 5)
 
     def errors(side: torch_als.Side) -> tuple[float, float]:
-        return torch_spark._errors(users, items, torch_spark._Rows(side), side.indicator.col_indices(),
+        return task._errors(users, items, task._Rows(side), side.indicator.col_indices(),
                                    side.weighted.values())
 
     assert errors(four) == pytest.approx(errors(one), rel=1e-12)
@@ -210,13 +210,13 @@ def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None
 
 @pytest.mark.parametrize("top", [1_000, 10**9])  # a lookup table, then a sparse id space's binary search
 def test_positions_written_in_place_are_the_positions(top: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch_spark, "IN_PLACE_BLOCK", 7)  # several blocks, the last one short
+    monkeypatch.setattr(task, "IN_PLACE_BLOCK", 7)  # several blocks, the last one short
     rng = np.random.default_rng(4)
     ids = np.unique(rng.integers(0, top, 40)).astype(np.int32)
     values = rng.choice(ids, 100).astype(np.int32)
     expected = np.searchsorted(ids, values)
-    assert np.array_equal(torch_spark._positions(ids, values), expected)
-    assert torch_spark._positions(ids, values, out=values) is values
+    assert np.array_equal(task._positions(ids, values), expected)
+    assert task._positions(ids, values, out=values) is values
     assert np.array_equal(values, expected)
 
 
@@ -225,9 +225,9 @@ def test_a_task_peak_is_its_own_not_the_worker_lifetime() -> None:
     (the routing pass's) is not the task's."""
     earlier = np.ones(64 << 20, np.uint8)  # 64 MiB touched, then freed: the worker's earlier peak
     del earlier
-    torch_spark._restart_peak_rss()
-    start = torch_spark._rss()
-    assert torch_spark._peak_rss(start) < start + (32 << 20)
+    figures.restart_peak_rss()
+    start = figures.rss()
+    assert figures.peak_rss(start) < start + (32 << 20)
     task = np.ones(48 << 20, np.uint8)  # the task's own 48 MiB
-    assert torch_spark._peak_rss(start) >= start + (40 << 20)
+    assert figures.peak_rss(start) >= start + (40 << 20)
     del task
