@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the recommender and print its result line")
     run.add_argument("--data", required=True,
-                     help="ml-100k, synthetic:ml-20m[:SEED], fractal:BASE:RxC[:SEED], or a ratings file")
+                     help="ml-100k, synthetic:ml-20m[:SEED], fractal:BASE:RxC[:SEED], positives:R:NAME "
+                          "(NAME's ratings >= R, each as 1: implicit feedback), or a ratings file")
     add_job_arguments(run, registry.IMPLEMENTATIONS)
     run.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     run.add_argument("--driver-memory", default="4g")

@@ -2,7 +2,8 @@
 
 A name is a MovieLens set (`ml-20m`), a synthetic preset (`synthetic:ml-20m` or
 `synthetic:ml-20m:SEED`), a fractal expansion of another name (`fractal:ml-100k:16x32[:SEED]`),
-or the path of a ratings file in the study's format. MovieLens sets are
+an implicit-feedback view of another name (`positives:4:ml-20m`: its ratings >= 4, each as 1;
+recommender/data/views.py), or the path of a ratings file in the study's format. MovieLens sets are
 taken from the mirror folder when one is configured (extracted folder or zip), else from the
 cache, else downloaded from GroupLens.
 """
@@ -35,6 +36,8 @@ from recommender.data.fractal_output import Plan, write_expansion, write_rows_he
 from recommender.data.movielens import SETS, MovieLensSet, check_counts, get_set, split_frame
 from recommender.data.readers import read_ratings, write_parquet, write_study_csv
 from recommender.data.synthetic import generate, preset
+from recommender.data.views import POSITIVES, is_view, parse_positives, source_fingerprint, write_view
+from recommender.data.views import VERSION as VIEW_VERSION
 
 DATA_DIR_ENV = "RECOMMENDER_DATA_DIR"
 CACHE_DIR_ENV = "RECOMMENDER_CACHE_DIR"
@@ -80,6 +83,8 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
     """The ratings files for `name`, converted (or generated) once and cached."""
     data_dir = data_dir if data_dir is not None else default_data_dir()
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    if is_view(name):
+        return _prepare_positives(name, data_dir, cache_dir)
     if name.startswith(SYNTHETIC):
         return _prepare_synthetic(name, cache_dir)
     if name.startswith(FRACTAL):
@@ -102,12 +107,17 @@ def validated_conversion(name: str) -> bool:
     """Whether `prepare(name)` makes the ratings file itself (a MovieLens conversion or split, a synthetic
     or fractal set): every line of it, repeated (user, item) pairs included, was checked when it was made
     and its outputs are fingerprinted, so a run may skip the per-load repeated-pair pass (`--unique-pairs`).
-    A user's own file is not: it keeps the full check on every load."""
+    A user's own file is not: it keeps the full check on every load. A view (`positives:4:ml-20m`) is
+    made by this suite from its base's prepared files, so it is one where its base is."""
+    if is_view(name):
+        return validated_conversion(parse_positives(name).base)
     return name.startswith((SYNTHETIC, FRACTAL)) or is_movielens_name(name.partition(":")[0])
 
 
 def stored_locally(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> bool:
-    """Whether MovieLens set `name` can be prepared without a download (mirror or cache)."""
+    """Whether MovieLens set `name` (or a view of it) can be prepared without a download (mirror or cache)."""
+    if is_view(name):
+        return stored_locally(parse_positives(name).base, data_dir, cache_dir)
     spec = get_set(name)
     data_dir = data_dir if data_dir is not None else default_data_dir()
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
@@ -235,7 +245,11 @@ def _prepare_movielens_split(spec: MovieLensSet, split: str, data_dir: Path | No
 
 def rating_scale(name: str) -> tuple[float, float] | None:
     """The (lowest, highest) rating of data set `name` where it has a published scale: MovieLens
-    sets, their splits and the synthetic presets; None for files and fractal expansions."""
+    sets, their splits and the synthetic presets; None for files, fractal expansions and views."""
+    if is_view(name):
+        # Every rating of a view is 1: its scale [1, 1] would clip every prediction to 1 (a zero test
+        # error for any model), and an implicit model predicts preferences, not ratings: nothing to clip to.
+        return None
     if name.startswith(SYNTHETIC):
         return preset(parse_synthetic(name)[0]).scale[:2]
     if name.startswith("ml-"):
@@ -312,5 +326,35 @@ def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepa
     prepared = Prepared(
         name, str(manifest.csv), manifest.parquet, manifest.ratings, manifest.users, manifest.items,
         source=f"fractal expansion of {source['path']}",
+    )
+    return _store(folder, key, prepared)
+
+
+def _prepare_positives(name: str, data_dir: Path | None, cache_dir: Path) -> Prepared:
+    """The base prepared as usual, then its ratings >= R (and its split's test ratings >= R) written as 1,
+    streamed (views.write_view); once per base and R, rebuilt when the base's files change."""
+    spec = parse_positives(name)
+    base = prepare(spec.base, data_dir, cache_dir)
+    sources = [base.parquet or base.csv] + ([base.test_parquet or base.test_csv] if base.test_csv else [])
+    folder = cache_dir / "positives" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name[len(POSITIVES) :])
+    key = {"version": PREP_VERSION, "view": VIEW_VERSION, "threshold": spec.threshold,
+           "sources": [source_fingerprint(path) for path in sources]}
+    hit = _cached(folder, key)
+    if hit is not None:
+        return replace(hit, name=name)  # the name as given: `positives:4:…` and `positives:4.0:…` share it
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[str] = []
+    counts = []
+    for part, source in zip(("train", "test"), sources, strict=False):
+        csv, parquet = folder / f"{part}.csv", folder / f"{part}.parquet"
+        counts.append(write_view(source, spec.threshold, csv, parquet))
+        paths += [str(csv), str(parquet)]
+    print(f"prepared {spec.name}: {counts[0].ratings:,} of {spec.base}'s ratings "
+          f"in {time.perf_counter() - started:.1f} s")
+    test_csv, test_parquet = (paths[2], paths[3]) if len(paths) == 4 else (None, None)
+    prepared = Prepared(
+        name, paths[0], paths[1], counts[0].ratings, counts[0].users, counts[0].items,
+        source=f"ratings >= {spec.threshold_text} of {base.source}", test_csv=test_csv, test_parquet=test_parquet,
     )
     return _store(folder, key, prepared)
