@@ -32,7 +32,7 @@ def _format(table: pd.DataFrame) -> pd.DataFrame:
         if column == "command":
             out[column] = [f"`{short_command(c)}`" for c in out[column]]
         elif pd.api.types.is_float_dtype(out[column]):
-            precise = "mse" in column.lower() or column in ("MAE", *results.RANKING)
+            precise = "mse" in column.lower() or "@k" in column or column in ("MAE", *results.RANKING)
             style = "{:.4f}" if precise else (
                 "{:,.0f}" if column in ("ratings/s", "ratings") else "{:.2f}")
             out[column] = [("–" if pd.isna(v) else style.format(v)) for v in out[column]]
@@ -44,11 +44,17 @@ def _format(table: pd.DataFrame) -> pd.DataFrame:
 def markdown(table: pd.DataFrame) -> str:
     if table.empty:
         return "_no cases_\n"
+    if "variant" in table and not table.variant.fillna("").astype(bool).any():
+        table = table.drop(columns="variant")  # no case swept a parameter (the CSV keeps the column)
     return _format(table).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 # The study's language comparisons: (implementation, the one it is compared with), from the registry.
 COMPARISONS = tuple((impl.name, impl.versus) for impl in registry.IMPLEMENTATIONS if impl.versus)
+
+
+PAIRS_SHOWN = ["label", "data", "rank", "impl", "api", "device", "cores", "solver", "alpha", "top_k",
+               "explicit NDCG@k", "implicit NDCG@k", "implicit/explicit"]
 
 
 def comparison_title(impl: str, base: str) -> str:
@@ -72,6 +78,11 @@ def headline(frame: pd.DataFrame) -> list[str]:
             speed = tables.speedups(group, top)
             if not speed.empty:
                 parts.append(f"speedup 1→{top} cores {tables.geometric_mean(speed[f'speedup 1→{top}']):.2f}×")
+        objectives = tables.implicit_over_explicit(group)
+        if not objectives.empty:
+            parts.append("implicit over explicit " + ", ".join(
+                f"NDCG@{k} {tables.geometric_mean(pairs['implicit/explicit']):.2f}× on {data}"
+                for (data, k), pairs in objectives.groupby(["data", "top_k"], sort=False)))
         device = tables.ratio(group, "device", "cpu", "gpu")
         parts.append(f"GPU over CPU {tables.geometric_mean(device['cpu/gpu']):.2f}×"
                      if not device.empty else "no GPU cases")
@@ -113,6 +124,8 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         "gpu_operators": tables.gpu_operators(frame),
         "recommend": tables.recommend(frame),
         "ranking": tables.ranking(frame),
+        "objectives": tables.objectives(frame),
+        "implicit_over_explicit": tables.implicit_over_explicit(frame),
         "busy": tables.busy(frame),
     }
     for name, table in named.items():
@@ -140,10 +153,14 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         ("What ran on the GPU (spark-rapids explain, per phase)", "gpu_operators"),
         ("Recommend phase: top-k for every user", "recommend"),
         ("Ranking on the holdout, against the most-popular baseline", "ranking"),
+        ("Explicit against implicit ALS and most popular (holdout, rated items left out)", "objectives"),
         ("Cases run on a busy machine (other load beyond the cores the case left free)", "busy"),
     ]
     for title, name in sections:
         text += [f"## {title}", "", markdown(named[name])]
+        if name == "objectives" and not named["implicit_over_explicit"].empty:
+            text += ["Implicit over explicit NDCG@k, case by case (every other parameter the same):", "",
+                     markdown(named["implicit_over_explicit"][PAIRS_SHOWN])]
     text += ["## Plots", ""] + [f"![{name}]({png.name})" for name, png in pngs.items()] + [""]
     report = out / "report.md"
     report.write_text("\n".join(text))

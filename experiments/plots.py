@@ -1,4 +1,5 @@
-"""The report's PNG plots: runtime and speedup against cores, throughput against size, phases."""
+"""The report's PNG plots: runtime and speedup against cores, throughput against size, phases, and
+NDCG of explicit against implicit ALS."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ SIZE_PX = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))  # every plot has exact
 
 def _series_name(row: pd.Series, labels: int) -> str:
     name = f"{row.impl} {row.api}" + (f" {row.device}" if row.device != "cpu" else "")
+    name += f" {row.variant}" if row.get("variant") else ""
     return f"{name} · {row.label}" if labels > 1 else name
 
 
@@ -31,7 +33,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def _swept(frame: pd.DataFrame) -> pd.DataFrame:
     """Cases whose data set ran on more than one core count."""
-    counts = frame.groupby(["label", "impl", "api", "device", "data"]).cores.transform("nunique")
+    counts = frame.groupby(["label", "impl", "api", "device", "variant", "data"]).cores.transform("nunique")
     return frame[counts > 1]
 
 
@@ -42,7 +44,7 @@ def against_cores(frame: pd.DataFrame, path: Path, speedup: bool) -> Path:
     fig, axes = plt.subplots(1, len(datasets), figsize=FIGSIZE, squeeze=False)
     labels = frame.label.nunique()
     for ax, data in zip(axes[0], datasets, strict=False):
-        for _, group in swept[swept.data == data].groupby(["label", "impl", "api", "device"]):
+        for _, group in swept[swept.data == data].groupby(["label", "impl", "api", "device", "variant"]):
             group = group.sort_values("cores")
             y = group.time_s
             if speedup:
@@ -72,7 +74,7 @@ def _against_size(frame: pd.DataFrame, column: str, ylabel: str, title: str, pat
     table = tables.throughput(frame)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     labels = frame.label.nunique()
-    for _, group in table.groupby(["label", "impl", "api", "device"]):
+    for _, group in table.groupby(["label", "impl", "api", "device", "variant"]):
         group = group.sort_values("ratings")
         ax.plot(group.ratings, group[column], marker="o", label=_series_name(group.iloc[0], labels))
     if linear_reference and len(table):
@@ -105,7 +107,7 @@ def per_iteration(frame: pd.DataFrame, path: Path) -> Path:
 def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
     """Stacked bars of each phase, per case, at each case's most cores."""
     table = tables.phases(frame)
-    most = table.groupby(["label", "impl", "api", "device", "data"]).cores.transform("max")
+    most = table.groupby(["label", "impl", "api", "device", "variant", "data"]).cores.transform("max")
     table = table[table.cores == most]
     labels = frame.label.nunique()
     names = [f"{_series_name(r, labels)} · {r.data}" for _, r in table.iterrows()]
@@ -125,11 +127,46 @@ def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def objective_bars(table: pd.DataFrame, path: Path) -> Path:
+    """NDCG@k of explicit and implicit ALS, one bar each per engine and rank, with the most-popular
+    baseline's as a black tick over each pair; one panel per data set (and label)."""
+    panels = list(dict.fromkeys(zip(table.label, table.data, strict=True)))
+    fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, squeeze=False)
+    labels = table.label.nunique()
+    for ax, (label, data) in zip(axes[0], panels, strict=False):
+        mine = table[(table.label == label) & (table.data == data)]
+        groups = list(dict.fromkeys(zip(mine["rank"], mine["impl/api"], mine.cores, mine.solver, strict=True)))
+        for x, (rank, engine, cores, solver) in enumerate(groups):
+            rows = mine[(mine["rank"] == rank) & (mine["impl/api"] == engine) & (mine.cores == cores)
+                        & (mine.solver == solver)]
+            width = 0.8 / len(rows)
+            for n, (_, row) in enumerate(rows.iterrows()):
+                color = "tab:blue" if row.objective == "explicit" else "tab:orange"
+                ax.bar(x - 0.4 + width * (n + 0.5), row["NDCG@k"], width, color=color)
+            ax.plot([x - 0.4, x + 0.4], [rows["most popular NDCG@k"].iloc[0]] * 2, "k-", linewidth=2)
+        ax.set_xticks(range(len(groups)), [f"{engine} r{rank}" for rank, engine, _, _ in groups],
+                      rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{data} · {label}" if labels > 1 else data)
+        ax.set_ylabel(f"NDCG@{int(mine.k.iloc[0])} on the holdout")
+        ax.grid(alpha=0.3, axis="y")
+    handles = [plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
+               plt.Line2D([0], [0], color="k", linewidth=2)]
+    fig.legend(handles, ["explicit ALS", "implicit ALS", "most popular"], loc="upper right", fontsize=8)
+    fig.suptitle("Explicit against implicit ALS and most popular")
+    fig.subplots_adjust(bottom=0.3, wspace=0.3)
+    return _save(fig, path)
+
+
 def write_all(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
-    return {
+    """Every plot; the ranking one only where cases have honest ranking metrics (`tables.objectives`)."""
+    pngs = {
         "runtime": against_cores(frame, folder / "runtime_vs_cores.png", speedup=False),
         "speedup": against_cores(frame, folder / "speedup_vs_cores.png", speedup=True),
         "throughput": throughput(frame, folder / "throughput_vs_size.png"),
         "per_iteration": per_iteration(frame, folder / "fit_per_iteration_vs_size.png"),
         "phases": phase_bars(frame, folder / "phases.png"),
     }
+    ranked = tables.objectives(frame)
+    if not ranked.empty:
+        pngs["objectives"] = objective_bars(ranked, folder / "ndcg_by_objective.png")
+    return pngs

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from experiments.runner import Target
 from experiments.standalone import ClusterShape, standalone_cluster
 
 REMOTE_MAX_CORES = 8  # a spark:// or YARN master without --max-cores: the study's largest executor
-CASE_ARGS = ("impl", "api", "device", "cores", "data")  # plain values: they land in the JSON's params
+CASE_ARGS = ("impl", "api", "device", "cores", "data", "swept")  # plain values: they land in the JSON's params
 STANDALONE_SHAPE = ClusterShape(workers=2, cores_per_worker=max(1, (os.cpu_count() or 2) // 2))
 
 
@@ -29,6 +30,13 @@ def _csv(kind: type = str) -> Callable[[str], list[Any]]:
     return parse
 
 
+def _param_option(text: str) -> tuple[str, list[Any]]:
+    try:
+        return grid.parse_param_option(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("als", "ALS benchmark grid (experiments/grid.toml)")
     group.addoption("--grid", default="smoke", help="grid to run: smoke (default), local, gpu, study")
@@ -37,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--devices", type=_csv(), default=None, help="only these: cpu, gpu")
     group.addoption("--cores", type=_csv(int), default=None, help="only these core counts")
     group.addoption("--datasets", type=_csv(), default=None, help="only these data sets")
+    group.addoption("--param", type=_param_option, action="append", default=None, metavar="KEY=V1,V2",
+                    help="only cases whose ALS parameter KEY is one of these, e.g. rank=10,64 or implicit=true; "
+                         "repeat for more keys")
     group.addoption("--rounds", type=int, default=None, help="rounds per case (default: the grid's)")
     group.addoption("--spark-master", default="local",
                     help="local (default), standalone (a master and 2 workers started on "
@@ -87,6 +98,7 @@ def _selection(config: pytest.Config) -> grid.Selection:
         devices=config.getoption("--devices"),
         cores=config.getoption("--cores"),
         data=config.getoption("--datasets"),
+        params=dict(config.getoption("--param")) if config.getoption("--param") else None,
     )
 
 
@@ -105,7 +117,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(pytest.mark.skip(reason=case.skip))
         if case.data != "ml-100k":
             marks.append(pytest.mark.slow)
-        values = (case.impl, case.api, case.device, case.cores, case.data)
+        values = (case.impl, case.api, case.device, case.cores, case.data, dict(case.swept))
         params.append(pytest.param(*values, id=case.id, marks=marks))
     metafunc.parametrize(CASE_ARGS, params)
 

@@ -10,8 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.grid import variant
+from recommender.params import ALSParams, param_fields
+
 PHASES = ("load", "fit", "predict", "evaluate")
 CASE_KEYS = ("impl", "api", "device", "cores", "data")
+# The ALS parameters each row carries (`iterations` has its own column), from the result line's
+# `params`; a key a line lacks (one written before it existed: implicit, solver) reads as its default.
+PARAMS = tuple(f.name for f in param_fields() if f.name != "iterations")
 
 
 class ResultsFileError(ValueError):
@@ -71,6 +77,8 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             "label": label,
             "file": path.name,
             **{k: case[k] for k in CASE_KEYS},
+            "variant": variant(case.get("swept") or {}),  # the swept parameters, as the case id names them
+            **param_columns(result["params"]),
             "ratings": result["counts"]["ratings"],
             "iterations": result["params"]["iterations"],
             "input_bytes": result["input_bytes"],
@@ -94,6 +102,12 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
 
 
 RANKING = ("precision", "recall", "ndcg", "map")
+DEFAULTS = ALSParams()
+
+
+def param_columns(params: dict[str, Any]) -> dict[str, Any]:
+    """The run's ALS parameters, with the defaults for those its result line does not name."""
+    return {name: params.get(name, getattr(DEFAULTS, name)) for name in PARAMS}
 
 
 def _recommend_s(rounds: list[dict[str, Any]]) -> float:
@@ -110,6 +124,7 @@ def recommend_columns(result: dict[str, Any], rounds: list[dict[str, Any]]) -> d
         "recommend_s": seconds, "top_k": recommended.get("k"), "recommended_users": recommended.get("users"),
         "recommend_users_per_s": recommended["users"] / seconds if recommended and seconds > 0 else float("nan"),
         "holdout_mae": metrics.get("holdout_mae"), "ranked_users": (metrics.get("ranking") or {}).get("users"),
+        "exclude_rated": recommended.get("exclude_rated") if recommended else None,
     }
     for who, prefix in (("ranking", ""), ("baseline", "baseline_")):
         ranked = metrics.get(who) or {}

@@ -81,9 +81,10 @@ def launch_for(case: Case, target: Target, device: Device) -> Launch:
 
 
 def case_job(case: Case, data: str, params: ALSParams, top_k: int = 0, include_rated: bool = False) -> Job:
-    """What `case` runs on `data`: with the recommend phase (`top_k`) where its implementation has one."""
+    """What `case` runs on `data`: the grid's `params` with the case's swept values over them, with the
+    recommend phase (`top_k`) where its implementation has one."""
     impl = registry.get(case.impl)
-    return Job(case.api, data, case.data, params, top_k=top_k if impl.recommends else 0,
+    return Job(case.api, data, case.data, case.als_params(params), top_k=top_k if impl.recommends else 0,
                exclude_rated=not include_rated, unique_pairs=validated_conversion(case.data))
 
 
@@ -143,7 +144,7 @@ def extra_info(case: Case, runs: list[CaseRun], cmd: list[str], launch: Launch,
                            "raw": runs[-1].explain}} if explained else {}
     return gpu | {
         "case": {"impl": case.impl, "api": case.api, "device": case.device,
-                 "cores": case.cores, "data": case.data},
+                 "cores": case.cores, "data": case.data, "swept": dict(case.swept)},
         "result": last,
         "rounds": [{"wall_s": round(r.wall_s, 4), "phases": r.result["phases"],
                     "metrics": r.result["metrics"], "runtime": _redacted(r.result)["runtime"],

@@ -11,13 +11,14 @@ import math
 import numpy as np
 import pandas as pd
 
+from experiments.grid import IMPL_ORDER
 from experiments.results import PHASES, RANKING
 
-CASE = ["label", "impl", "api", "device", "data", "cores"]
+CASE = ["label", "impl", "api", "device", "data", "cores", "variant"]  # `variant`: the swept ALS parameters
 
 
 def _by_size(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["label", "ratings", "data", "impl", "api", "device", "cores"], kind="stable")
+    return frame.sort_values(["label", "ratings", "data", "impl", "api", "device", "cores", "variant"], kind="stable")
 
 
 def study_tables(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
@@ -26,9 +27,10 @@ def study_tables(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
     for (label, impl, device), group in frame.groupby(["label", "impl", "device"], sort=False):
         rows = []
         for _, case in _by_size(group).iterrows():
-            one = group[(group.api == case.api) & (group.data == case.data) & (group.cores == 1)]
+            one = group[(group.api == case.api) & (group.data == case.data) & (group.variant == case.variant)
+                        & (group.cores == 1)]
             speedup = one.time_s.iloc[0] / case.time_s if len(one) else float("nan")
-            rows.append({"data": case.data, "api": case.api, "cores": case.cores,
+            rows.append({"data": case.data, "api": case.api, "variant": case.variant, "cores": case.cores,
                          "MSE": case.train_mse, "time (s)": case.time_s, "± sd": case.time_sd,
                          "speedup vs 1 core": speedup, "command": case.command})
         tables[(label, impl, device)] = pd.DataFrame(rows)
@@ -38,10 +40,10 @@ def study_tables(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
 def throughput(frame: pd.DataFrame) -> pd.DataFrame:
     """MB/s and ratings/s by data set size, at the most cores each case ran on (as in the study), and
     the fit's seconds per iteration: the weak-scaling measure (linear in the ratings at best)."""
-    most = frame.groupby(["label", "impl", "api", "device", "data"]).cores.transform("max")
+    most = frame.groupby(["label", "impl", "api", "device", "data", "variant"]).cores.transform("max")
     top = _by_size(frame[frame.cores == most])
     return pd.DataFrame({
-        "label": top.label, "impl": top.impl, "api": top.api, "device": top.device,
+        "label": top.label, "impl": top.impl, "api": top.api, "device": top.device, "variant": top.variant,
         "data": top.data, "cores": top.cores, "ratings": top.ratings,
         "MB": top.input_bytes / 1e6, "time (s)": top.time_s,
         "MB/s": top.input_bytes / 1e6 / top.time_s, "ratings/s": top.ratings / top.time_s,
@@ -73,7 +75,7 @@ def speedups(frame: pd.DataFrame, cores: int) -> pd.DataFrame:
 def phases(frame: pd.DataFrame) -> pd.DataFrame:
     """Where the time goes: each phase's mean seconds, and the rest (JVM and session start, stop)."""
     ordered = _by_size(frame)
-    table = ordered[["label", "impl", "api", "device", "data", "cores"]].copy()
+    table = ordered[["label", "impl", "api", "device", "variant", "data", "cores"]].copy()
     for phase in PHASES:
         table[f"{phase} (s)"] = ordered[f"{phase}_s"]
     if "recommend_s" in ordered:
@@ -99,13 +101,13 @@ def gpu_operators(frame: pd.DataFrame) -> pd.DataFrame:
     for _, case in _by_size(frame[frame.device == "gpu"]).iterrows():
         for phase, report in case.gpu_phases.items():
             rows.append({
-                "label": case.label, "impl": case.impl, "api": case.api, "data": case.data,
+                "label": case.label, "impl": case.impl, "api": case.api, "variant": case.variant, "data": case.data,
                 "cores": case.cores, "phase": phase,
                 "on GPU": ", ".join(sorted(report.get("on_gpu", {}))),
                 "on CPU (why)": "; ".join(f"{op} ({'; '.join(why) or 'no reason given'})"
                                           for op, why in sorted(report.get("on_cpu", {}).items())),
             })
-    return pd.DataFrame(rows, columns=["label", "impl", "api", "data", "cores", "phase", "on GPU",
+    return pd.DataFrame(rows, columns=["label", "impl", "api", "variant", "data", "cores", "phase", "on GPU",
                                        "on CPU (why)"])
 
 
@@ -113,8 +115,8 @@ def recommend(frame: pd.DataFrame) -> pd.DataFrame:
     """The recommend phase of every case that ran one: top-k for all users, and users per second."""
     ran = _by_size(frame[frame.recommend_s.notna()]) if "recommend_s" in frame else frame.iloc[:0]
     return pd.DataFrame({
-        "label": ran.label, "impl": ran.impl, "api": ran.api, "device": ran.device, "data": ran.data,
-        "cores": ran.cores, "k": ran.get("top_k"), "users": ran.get("recommended_users"),
+        "label": ran.label, "impl": ran.impl, "api": ran.api, "device": ran.device, "variant": ran.variant,
+        "data": ran.data, "cores": ran.cores, "k": ran.get("top_k"), "users": ran.get("recommended_users"),
         "recommend (s)": ran.recommend_s, "users/s": ran.get("recommend_users_per_s"),
     }).reset_index(drop=True)
 
@@ -128,7 +130,8 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (label, data), group in ranked.groupby(["label", "data"], sort=False):
         for _, case in group.iterrows():
-            rows.append({"label": label, "data": data, "model": f"ALS {case.impl}/{case.api}/{case.device}",
+            model = f"ALS {case.impl}/{case.api}/{case.device}" + (f" {case.variant}" if case.variant else "")
+            rows.append({"label": label, "data": data, "model": model,
                          "k": case.top_k, "users": case.ranked_users, "RMSE": case.holdout_rmse,
                          "MAE": case.holdout_mae, **{m: case[m] for m in RANKING}})
         first = group.iloc[0]
@@ -138,10 +141,64 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _honest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cases with ranking metrics of lists that left each user's training items out."""
+    if "ndcg" not in frame:
+        return frame.iloc[:0]
+    return frame[frame.ndcg.notna() & frame.exclude_rated.map(lambda left_out: left_out is True)]
+
+
+def objective(case: pd.Series) -> str:
+    """explicit, or implicit with its confidence scale."""
+    return f"implicit (α {case.alpha:g})" if case.implicit else "explicit"
+
+
+def objectives(frame: pd.DataFrame) -> pd.DataFrame:
+    """Explicit ALS, implicit ALS and the most-popular baseline side by side, per data set and rank: each
+    case's precision, NDCG and MAP at k on the holdout, the baseline's NDCG on the same users, and the
+    model's NDCG over it (> 1: the model ranks better than popularity). Only cases with ranking metrics
+    whose lists left rated items out."""
+    ranked = _honest(frame).assign(order=lambda f: f.impl.map(IMPL_ORDER))
+    ranked = ranked.sort_values(["label", "ratings", "data", "rank", "order", "api", "device", "cores",
+                                 "implicit", "alpha", "solver", "variant"], kind="stable")
+    return pd.DataFrame({
+        "label": ranked.label, "data": ranked.data, "rank": ranked["rank"],
+        "impl/api": ranked.impl + "/" + ranked.api + ranked.device.map(lambda d: "" if d == "cpu" else f"/{d}"),
+        "cores": ranked.cores, "objective": [objective(case) for _, case in ranked.iterrows()],
+        "solver": ranked.solver, "k": ranked.top_k, "users": ranked.ranked_users,
+        "P@k": ranked.precision, "NDCG@k": ranked.ndcg, "MAP@k": ranked["map"],
+        "most popular NDCG@k": ranked.baseline_ndcg, "NDCG / most popular": ranked.ndcg / ranked.baseline_ndcg,
+    }, columns=OBJECTIVE_COLUMNS).reset_index(drop=True)
+
+
+OBJECTIVE_COLUMNS = ["label", "data", "rank", "impl/api", "cores", "objective", "solver", "k", "users", "P@k",
+                     "NDCG@k", "MAP@k", "most popular NDCG@k", "NDCG / most popular"]
+# What an explicit and an implicit case must share to be compared: all but the objective (and alpha,
+# which only the implicit objective reads).
+PAIRED = ["label", "impl", "api", "device", "data", "cores", "top_k", "rank", "iterations", "reg", "seed",
+          "holdout", "solver", "cg_steps"]
+
+
+def implicit_over_explicit(frame: pd.DataFrame) -> pd.DataFrame:
+    """NDCG@k of each implicit case over that of the explicit case run the same way otherwise."""
+    ranked = _honest(frame)
+    columns = [*PAIRED, "alpha", "explicit NDCG@k", "implicit NDCG@k", "implicit/explicit"]
+    if ranked.empty:
+        return pd.DataFrame(columns=columns)
+    explicit = ranked[~ranked.implicit.astype(bool)][[*PAIRED, "ndcg"]]
+    implicit = ranked[ranked.implicit.astype(bool)][[*PAIRED, "alpha", "ndcg"]]
+    both = explicit.merge(implicit, on=PAIRED, suffixes=("_explicit", "_implicit"))
+    both = both.rename(columns={"ndcg_explicit": "explicit NDCG@k", "ndcg_implicit": "implicit NDCG@k"})
+    both["implicit/explicit"] = both["implicit NDCG@k"] / both["explicit NDCG@k"]
+    both = both.assign(order=both.impl.map(IMPL_ORDER)).sort_values(["label", "data", "rank", "order", "api"],
+                                                                      kind="stable")
+    return both[columns].reset_index(drop=True)
+
+
 def busy(frame: pd.DataFrame) -> pd.DataFrame:
     """The cases whose machine was busy with other work while they ran, and how busy."""
     rows = frame[frame.busy]
     return pd.DataFrame({
-        "label": rows.label, "impl": rows.impl, "api": rows.api, "device": rows.device, "data": rows.data,
-        "cores": rows.cores, "time (s)": rows.time_s, "others' load": rows.others_load,
+        "label": rows.label, "impl": rows.impl, "api": rows.api, "device": rows.device, "variant": rows.variant,
+        "data": rows.data, "cores": rows.cores, "time (s)": rows.time_s, "others' load": rows.others_load,
     }).reset_index(drop=True)

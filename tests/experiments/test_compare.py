@@ -350,3 +350,94 @@ def test_tree_watch_counts_a_grandchild_that_is_never_reaped_into_our_times() ->
     seen, after = watch.cpu_s(), os.times()
     reaped = after.children_user + after.children_system - before.children_user - before.children_system
     assert seen >= 0.9 > reaped
+
+
+def ranked_results(path: Path, cases: dict[Case, tuple[float, float]], exclude_rated: bool = True) -> Path:
+    """Cases with the recommend phase and ranking metrics: `(model NDCG@10, most-popular NDCG@10)` each,
+    their result lines carrying the parameters each case ran (the grid's defaults, its swept values over them)."""
+    from dataclasses import replace
+
+    from recommender.params import ALSParams
+    from recommender.result import Ranking, Recommended
+
+    write_results(path, {case: [10.0] for case in cases})
+    data = json.loads(path.read_text())
+    for bench, (case, (ndcg, popular)) in zip(data["benchmarks"], cases.items(), strict=True):
+        result = bench["extra_info"]["result"]
+        result["params"] = asdict(case.als_params(ALSParams(holdout=0.2)))
+        result["phases"]["recommend"] = bench["extra_info"]["rounds"][0]["phases"]["recommend"] = 1.0
+        result["recommended"] = asdict(Recommended(10, 943, exclude_rated))
+        result["metrics"] = asdict(replace(Metrics(0.6, 0.92, 0.73),
+                                           ranking=Ranking(10, 940, ndcg / 2, 0.1, ndcg, 0.05),
+                                           baseline=Ranking(10, 940, 0.1, 0.1, popular, 0.04)))
+    path.write_text(json.dumps(data))
+    return path
+
+
+def swept(impl: str, api: str, rank: int, implicit: bool) -> Case:
+    return Case("ml-100k", "cpu", impl, api, 2, swept=(("rank", rank), ("holdout", 0.2), ("implicit", implicit)))
+
+
+OBJECTIVES = {
+    swept("torch", "none", 10, False): (0.10, 0.20),
+    swept("torch", "none", 10, True): (0.30, 0.20),
+    swept("python", "df", 10, False): (0.12, 0.20),
+    swept("python", "df", 10, True): (0.24, 0.20),
+    swept("torch", "none", 64, False): (0.05, 0.20),
+    swept("torch", "none", 64, True): (0.40, 0.20),
+}
+
+
+def test_explicit_against_implicit_and_most_popular(tmp_path: Path) -> None:
+    """The ranking table per data set and rank, explicit beside implicit, the baseline's NDCG and the
+    ratio to it; the headline's implicit-over-explicit NDCG is the geometric mean over matching pairs."""
+    frame, _ = results.load([ranked_results(tmp_path / "r.json", OBJECTIVES)])
+    table = tables.objectives(frame)
+    assert list(zip(table["rank"], table["impl/api"], table.objective, strict=True)) == [
+        (10, "python/df", "explicit"), (10, "python/df", "implicit (α 1)"), (10, "torch/none", "explicit"),
+        (10, "torch/none", "implicit (α 1)"), (64, "torch/none", "explicit"), (64, "torch/none", "implicit (α 1)")]
+    assert list(table["NDCG@k"]) == [0.12, 0.24, 0.10, 0.30, 0.05, 0.40]
+    assert list(table["P@k"]) == [0.06, 0.12, 0.05, 0.15, 0.025, 0.2] and set(table["MAP@k"]) == {0.05}
+    assert set(table["most popular NDCG@k"]) == {0.2} and table["NDCG / most popular"].iloc[3] == pytest.approx(1.5)
+    pairs = tables.implicit_over_explicit(frame)
+    assert sorted(pairs["implicit/explicit"]) == pytest.approx([2.0, 3.0, 8.0])
+    # Swept cases keep apart wherever cases are keyed (the ratios' pivots): by their variant.
+    assert not frame.duplicated(tables.CASE).any()
+    assert frame.duplicated([key for key in tables.CASE if key != "variant"]).any()
+    assert len(tables.study_tables(frame)[("box", "torch", "cpu")]) == 4
+    out = tmp_path / "report"
+    assert compare.main([str(tmp_path / "r.json"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert f"implicit over explicit NDCG@10 {(2.0 * 3.0 * 8.0) ** (1 / 3):.2f}× on ml-100k" in text
+    assert "## Explicit against implicit ALS and most popular (holdout, rated items left out)" in text
+    assert "| variant " in text and "| rank=64 holdout=0.2 implicit=true " in text  # the study tables show them
+    assert "](ndcg_by_objective.png)" in text and (out / "objectives.csv").stat().st_size > 0
+    with Image.open(out / "ndcg_by_objective.png") as image:
+        assert image.size == plots.SIZE_PX and len(set(image.convert("L").getdata())) > 10
+
+
+def test_lists_holding_rated_items_stay_out_of_the_objectives_table(tmp_path: Path) -> None:
+    frame, _ = results.load([ranked_results(tmp_path / "r.json", OBJECTIVES, exclude_rated=False)])
+    assert tables.objectives(frame).empty and tables.implicit_over_explicit(frame).empty
+    assert len(tables.ranking(frame)) == len(OBJECTIVES) + 1  # the general ranking table keeps them
+    out = tmp_path / "report"
+    assert compare.main([str(tmp_path / "r.json"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "implicit over explicit" not in text and "ndcg_by_objective" not in text
+
+
+def test_results_written_before_the_sweep_read_as_explicit_cholesky(tmp_path: Path) -> None:
+    """Old files: no `swept` in the case, no implicit/solver in the result line's params."""
+    path = write_results(tmp_path / "a.json", SWEEP)
+    document = json.loads(path.read_text())
+    for bench in document["benchmarks"]:
+        del bench["extra_info"]["case"]["swept"]
+    path.write_text(json.dumps(document))
+    frame, _ = results.load([path])
+    assert set(frame.variant) == {""} and not frame.implicit.any() and set(frame.solver) == {"cholesky"}
+    assert set(frame["rank"]) == {8} and set(frame.alpha) == {1.0}
+    out = tmp_path / "report"
+    assert compare.main([str(path), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "variant" not in text and "Scala over Python 2.01×" in text  # no empty column, the ratios as before
+    assert "variant" in (out / "cases.csv").read_text().splitlines()[0]

@@ -158,3 +158,167 @@ def test_grids_carry_the_recommend_phase(catalogue: grid.Catalogue) -> None:
     torch_spark = Case("ml-100k", "cpu", "torch-spark", "df", 2)
     in_stage = runner.case_command(torch_spark, "/d/r.csv", catalogue.params, launch, 10)
     assert in_stage[in_stage.index("--top-k") + 1] == "10"
+
+
+SWEEP_FILE = """
+[params]
+rank = 8
+iterations = 15
+
+[experiments.x]
+impls = ["python", "torch"]
+apis = ["df", "none"]
+devices = ["cpu"]
+cores = [2]
+data = ["ml-100k"]
+params = { implicit = [false, true], rank = [10, 64] }
+
+[experiments.plain]
+impls = ["torch"]
+apis = ["none"]
+devices = ["cpu"]
+cores = [2]
+data = ["ml-100k"]
+
+[grids.all]
+params = { rank = 5, iterations = 10 }
+experiments.x = {}
+
+[grids.narrow]
+experiments.x = { params = { rank = [10], solver = ["cholesky", "cg"] } }
+
+[grids.both]
+params = { rank = 10 }
+experiments.plain = {}
+experiments.x = { params = { implicit = [false] } }
+
+[devices.cpu]
+"""
+
+
+def sweep_catalogue(tmp_path: Path, text: str = SWEEP_FILE) -> grid.Catalogue:
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    return grid.load(path)
+
+
+def test_a_sweep_expands_into_one_case_per_combination_named_by_its_values(tmp_path: Path) -> None:
+    """[params], then the grid's `params`, then the experiment's swept values."""
+    catalogue = sweep_catalogue(tmp_path)
+    chosen = catalogue.grid("all")
+    cases = grid.expand(catalogue, chosen, max_cores=2)
+    assert [c.id for c in cases] == [
+        f"{impl}-{api}-cpu-2c-ml-100k,rank={rank},implicit={implicit}"
+        for impl, api in (("python", "df"), ("torch", "none")) for rank in (10, 64) for implicit in ("false", "true")]
+    assert cases[1].variant == "rank=10 implicit=true" and cases[1].swept == (("rank", 10), ("implicit", True))
+    params = cases[3].als_params(chosen.params)
+    assert (params.rank, params.implicit, params.iterations) == (64, True, 10)  # the sweep over the grid's rank 5
+    assert all(grid.Case.parse(c.id) == c for c in cases)
+    plain = Case("fractal:ml-100k:8x8", "cpu", "torch", "none", 2)
+    assert grid.Case.parse(plain.id) == plain and plain.variant == ""
+    assert plain.als_params(chosen.params) is chosen.params
+    with pytest.raises(grid.GridError, match="rank must be int"):
+        grid.Case.parse("torch-none-cpu-2c-ml-100k,rank=ten")
+
+
+def test_a_grid_narrows_a_sweep_and_the_command_line_filters_by_value(tmp_path: Path) -> None:
+    catalogue = sweep_catalogue(tmp_path)
+    narrow = grid.expand(catalogue, catalogue.grid("narrow"), max_cores=2)
+    assert {c.variant for c in narrow} == {f"rank=10 implicit={i} solver={s}"
+                                           for i in ("false", "true") for s in ("cholesky", "cg")}
+    # MLlib solves by Cholesky only: its cg cases are skipped with the reason, the torch ones run.
+    skipped = {c.id: c.skip for c in narrow if c.skip}
+    assert set(skipped) == {f"python-df-cpu-2c-ml-100k,rank=10,implicit={i},solver=cg" for i in ("false", "true")}
+    assert all(s == "the python implementation solves by cholesky only, not cg" for s in skipped.values())
+    selection = Selection(params=dict([grid.parse_param_option("rank=64"), grid.parse_param_option("implicit=true")]))
+    kept = grid.expand(catalogue, catalogue.grid("all"), 2, selection)
+    assert [c.id for c in kept] == ["python-df-cpu-2c-ml-100k,rank=64,implicit=true",
+                                    "torch-none-cpu-2c-ml-100k,rank=64,implicit=true"]
+    # The filter reads the parameters a case runs, swept or not: the grid's rank 5 is no 64.
+    assert grid.expand(catalogue, catalogue.grid("all"), 2, Selection(params={"rank": [5]})) == []
+    assert grid.parse_param_option("reg=0, 0.1") == ("reg", [0.0, 0.1])
+    for bad, message in (("rank", "expected KEY=VALUE"), ("rnak=3", "unknown parameter 'rnak'"),
+                         ("implicit=yes", "implicit must be true or false"), ("solver=lu", "solver must be one of")):
+        with pytest.raises(ValueError, match=message):
+            grid.parse_param_option(bad)
+
+
+def test_two_experiments_running_the_same_parameters_are_one_case(tmp_path: Path) -> None:
+    catalogue = sweep_catalogue(tmp_path)
+    cases = grid.expand(catalogue, catalogue.grid("both"), max_cores=2)
+    torch = [c for c in cases if c.impl == "torch"]
+    # `plain` runs the grid's rank 10, explicit: the same run as x's rank=10 implicit=false, named as the first.
+    assert [c.id for c in torch] == ["torch-none-cpu-2c-ml-100k", "torch-none-cpu-2c-ml-100k,rank=64,implicit=false"]
+
+
+@pytest.mark.parametrize(("sweep", "message"), [
+    ("params = { rnak = [3] }", r"experiment 'x' params has unknown keys \['rnak'\]"),
+    ("params = { rank = 10 }", "experiment 'x' params: rank must be a non-empty list of values, not 10"),
+    ("params = { rank = [] }", "rank must be a non-empty list"),
+    ("params = { rank = ['ten'] }", "experiment 'x' params: rank must be int, not 'ten'"),
+    ("params = { rank = [true] }", "rank must be int, not True"),
+    ("params = { implicit = [1] }", "implicit must be bool, not 1"),
+    ("params = { solver = ['lu'] }", "solver must be one of cholesky, cg, not 'lu'"),
+    ("params = { rank = [0] }", "rank and iterations must be at least 1"),
+    ("params = [1, 2]", "experiment 'x' params must be a table of lists"),
+])
+def test_bad_sweeps_name_the_file_and_the_key(tmp_path: Path, sweep: str, message: str) -> None:
+    text = SWEEP_FILE.replace("params = { implicit = [false, true], rank = [10, 64] }", sweep)
+    with pytest.raises(grid.GridError, match=message) as error:
+        sweep_catalogue(tmp_path, text)
+    assert str(error.value).startswith(f"{tmp_path / 'grid.toml'}: ")
+
+
+def test_bad_grid_narrowings_and_params_name_the_file_and_the_key(tmp_path: Path) -> None:
+    narrowed = SWEEP_FILE.replace("solver = [", "sovler = [")
+    with pytest.raises(grid.GridError, match=r"grid 'narrow' experiment 'x' params has unknown keys \['sovler'\]"):
+        sweep_catalogue(tmp_path, narrowed)
+    with pytest.raises(grid.GridError, match="grid 'all' params: reg must be float, not 'a lot'"):
+        sweep_catalogue(tmp_path, SWEEP_FILE.replace("rank = 5, iterations", "reg = 'a lot', iterations"))
+    with pytest.raises(grid.GridError, match=r"\[params\]: iterations must be int, not 1.5"):
+        sweep_catalogue(tmp_path, SWEEP_FILE.replace("iterations = 15", "iterations = 1.5"))
+
+
+def test_the_implicit_experiment_and_its_grids(catalogue: grid.Catalogue) -> None:
+    """Every implementation and API, explicit and implicit, ranks 10 and 64, with a holdout and the
+    recommend phase leaving rated items out; smoke runs one implicit torch case, local none."""
+    implicit = grid.expand(catalogue, catalogue.grid("implicit"), max_cores=2)
+    pairs = {(c.impl, c.api) for c in implicit}
+    assert pairs == {(i.name, api) for i in registry.IMPLEMENTATIONS for api in i.apis}
+    assert len(implicit) == len(pairs) * 4 and {c.data for c in implicit} == {"ml-100k"}
+    assert {c.variant for c in implicit} == {f"rank={r} holdout=0.2 implicit={i}"
+                                             for r in (10, 64) for i in ("false", "true")}
+    assert len({c.id for c in implicit}) == len(implicit) and not any(c.skip for c in implicit)
+    for name in ("implicit", "implicit_20m"):
+        chosen = catalogue.grid(name)
+        assert (chosen.top_k, chosen.include_rated, chosen.params.iterations) == (10, False, 10), name
+    assert {c.data for c in grid.expand(catalogue, catalogue.grid("implicit_20m"), 2)} == {"ml-20m"}
+    smoke = [c for c in grid.expand(catalogue, catalogue.grid("smoke"), max_cores=2) if c.swept]
+    assert [c.id for c in smoke] == ["torch-none-cpu-2c-ml-100k,rank=10,holdout=0.2,implicit=true"]
+    assert not any(c.swept for c in grid.expand(catalogue, catalogue.grid("local"), max_cores=2))
+    case = next(c for c in implicit if c.impl == "scala" and c.variant == "rank=64 holdout=0.2 implicit=true")
+    launch = Launch(master="local[2]")
+    cmd = runner.case_command(case, "/d/r.csv", catalogue.grid("implicit").params, launch, 10, False)
+    assert cmd[cmd.index("--rank") + 1] == "64" and "--implicit" in cmd and "--include-rated" not in cmd
+    assert cmd[cmd.index("--holdout") + 1] == "0.2" and cmd[cmd.index("--iterations") + 1] == "10"
+    info = runner.extra_info(case, [runner.CaseRun(_result(case), 1.0, [])], cmd, launch)
+    assert info["case"]["swept"] == {"rank": 64, "holdout": 0.2, "implicit": True}
+
+
+def _result(case: Case) -> dict:
+    from dataclasses import asdict
+
+    from recommender.result import Counts, Metrics, RunResult, Runtime, SparkRuntime
+
+    return asdict(RunResult(case.impl, case.api, case.data, "/d/r.csv", 1, {}, Counts(1, 0, 1, 1, 1, 0, 1, 0),
+                            Metrics(0.5), {"total": 1.0}, Runtime(SparkRuntime("4", "local[2]", "a", 2)), ""))
+
+
+def test_the_param_option_is_a_usage_error_when_malformed() -> None:
+    import argparse
+
+    from experiments.pytest_plugin import _param_option
+
+    assert _param_option("rank=10,64") == ("rank", [10, 64])
+    with pytest.raises(argparse.ArgumentTypeError, match="rank must be int, not 'x'"):
+        _param_option("rank=x")

@@ -16,14 +16,15 @@ from recommender import capabilities
 from recommender.data.sources import prepare
 from recommender.launch import registry
 from recommender.launch.registry import Launcher
+from recommender.params import ALSParams
 
 pytestmark = [pytest.mark.grid, pytest.mark.spark]
 
 
-def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str,
+def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str, swept: dict,
               grid_session: GridSession, grid_target: runner.Target,
               request: pytest.FixtureRequest) -> None:
-    case = Case(data, device, impl, api, cores)
+    case = Case(data, device, impl, api, cores, swept=tuple(swept.items()))
     profile = grid_session.catalogue.devices[device]
     implementation = registry.get(impl)
     reason = capabilities.missing(implementation, gpu=profile.uses_gpu, rapids=grid_target.rapids_jar)
@@ -44,6 +45,8 @@ def test_case(benchmark, impl: str, api: str, device: str, cores: int, data: str
 
     result = runs[0].result
     assert (result["impl"], result["api"], result["data"]) == (case.impl, case.api, case.data)
+    ran = {key: result["params"].get(key, getattr(ALSParams(), key)) for key in swept}  # absent: the default
+    assert ran == swept, f"the run's parameters {ran} are not the case's"
     # local[N] runs N tasks at once; a cluster's default parallelism is max(its cores, 2);
     # single-node torch runs one block on `cores` threads of the CPU.
     spark, torch = result["runtime"]["spark"], result["runtime"]["torch"]
