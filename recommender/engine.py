@@ -101,7 +101,7 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         input_bytes=local_size(job.path),
         params=asdict(replace(job.params, blocks=outcome.blocks)),
         counts=outcome.counts,
-        metrics=replace(outcome.metrics, clip=job.clip),
+        metrics=replace(outcome.metrics, clip=None if job.params.implicit else job.clip),  # preferences: never clipped
         phases={name: round(seconds, 4) for name, seconds in timer.seconds.items()} | {"total": round(timer.total, 4)},
         runtime=outcome.runtime,
         started_at=started_at,

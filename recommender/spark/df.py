@@ -2,6 +2,12 @@
 
 Same objective, parameters and evaluation as the RDD one; the predict and evaluate steps stay in
 the JVM, which is where the DataFrame API wins over the study's Python join.
+
+With `params.implicit` the estimator is `ALS(implicitPrefs=True, alpha=params.alpha)`, MLlib's
+implicit-feedback ALS: it predicts a preference p (1 where the rating r > 0, else 0), not a rating,
+so the training MSE and the holdout RMSE and MAE are measured against p, and holdout predictions
+are not clipped to the rating scale (`job.clip` is ignored). The recommend phase is the same in
+both modes: it ranks by the model's scores.
 """
 
 from __future__ import annotations
@@ -49,13 +55,21 @@ def split(ratings: DataFrame, params: ALSParams) -> tuple[DataFrame, DataFrame |
     return ratings.filter(~held), ratings.filter(held), held
 
 
-def errors(predictions: DataFrame, clip: tuple[float, float] | None = None) -> tuple[float, float, int]:
+def preference(rating: Column) -> Column:
+    """What implicit-feedback ALS predicts for a rating: MLlib's preference, 1 where it is positive, else 0."""
+    return F.when(rating > 0, F.lit(1.0)).otherwise(F.lit(0.0))
+
+
+def errors(predictions: DataFrame, clip: tuple[float, float] | None = None,
+           implicit: bool = False) -> tuple[float, float, int]:
     """(sum of squared errors, sum of absolute errors, rows) of a predictions DataFrame, each
-    prediction first clipped to `clip` where given."""
+    prediction first clipped to `clip` where given; `implicit`: errors against each rating's
+    preference (`preference`) instead of the rating."""
     predicted = F.col("prediction").cast("double")
     if clip is not None:
         predicted = F.least(F.greatest(predicted, F.lit(clip[0])), F.lit(clip[1]))
-    error = F.col(RATING).cast("double") - predicted
+    rating = F.col(RATING).cast("double")
+    error = (preference(rating) if implicit else rating) - predicted
     row = predictions.agg(
         F.sum(error * error).alias("sq"), F.sum(F.abs(error)).alias("abs"), F.count("*").alias("n")
     ).first()
@@ -138,6 +152,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         userCol=USER,
         itemCol=ITEM,
         ratingCol=RATING,
+        implicitPrefs=params.implicit,
+        alpha=params.alpha,
         coldStartStrategy="drop",  # as mllib's predictAll: no prediction for unseen users or items
     )
     with timer.phase("fit"):
@@ -147,8 +163,10 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         train_pred, n_train_pred = _predict(model, train)
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
-        sq, _, n = errors(train_pred)
-        metrics = Metrics.from_sums((sq, n), errors(held_pred, job.clip) if held_pred is not None else None)
+        implicit = params.implicit
+        clip = None if implicit else job.clip  # a preference has no rating scale
+        sq, _, n = errors(train_pred, implicit=implicit)
+        metrics = Metrics.from_sums((sq, n), errors(held_pred, clip, implicit) if held_pred is not None else None)
 
     recommended = None
     if job.top_k:

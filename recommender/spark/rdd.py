@@ -2,6 +2,12 @@
 
 Train, predict every training pair, join the predictions with the ratings, and take the MSE;
 with a holdout fraction, the same for the held-out pairs gives RMSE and MAE.
+
+With `params.implicit` the model is `ALS.trainImplicit(..., alpha=params.alpha)`, MLlib's
+implicit-feedback ALS: it predicts a preference p (1 where the rating r > 0, else 0), not a rating,
+so the training MSE and the holdout RMSE and MAE are measured against p, and holdout predictions
+are not clipped to the rating scale (`job.clip` is ignored). The recommend phase is the same in
+both modes: it ranks by the model's scores.
 """
 
 from __future__ import annotations
@@ -32,11 +38,19 @@ def _predict(model: MatrixFactorizationModel, ratings: RDD[Rating]) -> tuple[Key
     return keyed, keyed.count()
 
 
-def _errors(ratings: RDD[Rating], predictions: Keyed,
-            clip: tuple[float, float] | None = None) -> tuple[float, float, int]:
+def preference(rating: float) -> float:
+    """What implicit-feedback ALS predicts for a rating: MLlib's preference, 1 where it is positive, else 0."""
+    return 1.0 if rating > 0 else 0.0
+
+
+def _errors(ratings: RDD[Rating], predictions: Keyed, clip: tuple[float, float] | None = None,
+            implicit: bool = False) -> tuple[float, float, int]:
     """(sum of squared errors, sum of absolute errors, pairs) over ratings that have a prediction,
-    each prediction first clipped to `clip` where given."""
-    pairs = ratings.map(lambda r: ((r[0], r[1]), r[2])).join(predictions).values()
+    each prediction first clipped to `clip` where given; `implicit`: errors against each rating's
+    preference (`preference`) instead of the rating."""
+    keyed = (ratings.map(lambda r: ((r[0], r[1]), preference(r[2]))) if implicit
+             else ratings.map(lambda r: ((r[0], r[1]), r[2])))
+    pairs = keyed.join(predictions).values()
     if clip is not None:
         low, high = clip
         pairs = pairs.map(lambda p: (p[0], min(max(p[1], low), high)))
@@ -149,14 +163,21 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         raise BadInputError(job.path, no_training_left(params.holdout))
 
     with timer.phase("fit"):
-        model = ALS.train(train, params.rank, params.iterations, params.reg, blocks, seed=seed)
+        if params.implicit:
+            model = ALS.trainImplicit(train, params.rank, params.iterations, params.reg, blocks,
+                                      alpha=params.alpha, seed=seed)
+        else:
+            model = ALS.train(train, params.rank, params.iterations, params.reg, blocks, seed=seed)
         model.userFeatures().count()
     with timer.phase("predict"):
         train_pred, n_train_pred = _predict(model, train)
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
-        sq, _, n = _errors(train, train_pred)
-        held = _errors(holdout, held_pred, job.clip) if holdout is not None and held_pred is not None else None
+        implicit = params.implicit
+        clip = None if implicit else job.clip  # a preference has no rating scale
+        sq, _, n = _errors(train, train_pred, implicit=implicit)
+        held = (_errors(holdout, held_pred, clip, implicit) if holdout is not None and held_pred is not None
+                else None)
         metrics = Metrics.from_sums((sq, n), held)
 
     recommended = None

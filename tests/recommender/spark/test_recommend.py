@@ -53,3 +53,23 @@ def test_ranking_agrees_and_the_baseline_is_shared(u1_runs: dict[str, RunResult]
         assert getattr(torch.ranking, key) == pytest.approx(getattr(df.ranking, key), abs=RANKING_TOLERANCE), key
     # What the README reports: explicit-rating ALS ranks far below the popularity baseline.
     assert rdd.baseline.precision > 2 * rdd.ranking.precision
+
+
+# MLlib's implicit-feedback ALS, as Hu, Koren and Volinsky fit it for ranking (the known figure,
+# pyspark.ml: NDCG@10 0.518 against the most-popular baseline's 0.325; measured here, local[2] with
+# 2 blocks: 0.512 against 0.325, P@10 0.466 against 0.305, the RDD and DataFrame APIs alike).
+IMPLICIT = ALSParams(rank=10, iterations=15, reg=0.01, seed=42, implicit=True, alpha=1.0)
+
+
+def test_implicit_als_ranks_above_the_popularity_baseline(spark, movielens_dir: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where explicit ALS ranks far below "most popular", implicit ALS, fitted to preferences,
+    ranks well above it: every held-out item relevant, training items left out."""
+    prepared = prepare("ml-100k:u1", movielens_dir, tmp_path_factory.mktemp("cache"))
+    result = run_engine("python", prepared.csv, "df", IMPLICIT, "ml-100k:u1", spark=spark, top_k=10,
+                        test=prepared.test_csv)
+    model, popular = result.metrics.ranking, result.metrics.baseline
+    assert model is not None and popular is not None
+    assert model.users == popular.users == 459  # u1.test's users with a list
+    assert 0.30 < popular.ndcg < 0.35  # the baseline is the same as in explicit mode: 0.325
+    assert model.ndcg > 1.4 * popular.ndcg and model.precision > 1.4 * popular.precision

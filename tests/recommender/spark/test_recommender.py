@@ -47,6 +47,34 @@ def test_ml100k_rdd_and_df_agree(ml100k_runs: dict[str, RunResult]) -> None:
     assert rdd.metrics.holdout_rmse == pytest.approx(df.metrics.holdout_rmse, abs=1e-6)
 
 
+SCALE = (1.0, 5.0)  # ml-100k's stars: what `run` clips holdout predictions to by default
+
+
+@pytest.fixture(scope="module")
+def ml100k_implicit_runs(spark, movielens_dir: Path, tmp_path_factory) -> dict[str, RunResult]:
+    """Implicit feedback (MLlib's implicitPrefs) on the same split, alpha away from both APIs' own
+    defaults (ml 1.0, mllib 0.01); both APIs given the rating scale, and the DataFrame API once without."""
+    prepared = prepare("ml-100k", movielens_dir, tmp_path_factory.mktemp("cache"))
+    params = ALSParams(rank=10, iterations=10, reg=0.1, seed=42, holdout=0.2, implicit=True, alpha=2.0)
+    runs = {api: run_engine("python", prepared.csv, api, params, data="ml-100k", spark=spark, clip=SCALE)
+            for api in APIS}
+    return runs | {"df-unclipped": run_engine("python", prepared.csv, "df", params, data="ml-100k", spark=spark)}
+
+
+def test_ml100k_implicit_rdd_and_df_agree(ml100k_implicit_runs: dict[str, RunResult]) -> None:
+    """Both APIs run the same implicit ALS, errors against the preference p = 1 (every MovieLens
+    rating is positive) and never clipped; measured: rdd and df within 1e-10."""
+    rdd, df = ml100k_implicit_runs["rdd"], ml100k_implicit_runs["df"]
+    assert rdd.counts == df.counts
+    for key in ("train_mse", "holdout_rmse", "holdout_mae"):
+        assert getattr(rdd.metrics, key) == pytest.approx(getattr(df.metrics, key), abs=1e-6), key
+    # The clip is ignored: clipped to [1, 5], a prediction of a preference 1 would err only above 1.
+    unclipped = ml100k_implicit_runs["df-unclipped"].metrics
+    assert (df.metrics.holdout_rmse, df.metrics.holdout_mae) == (unclipped.holdout_rmse, unclipped.holdout_mae)
+    # Against the ratings (mean 3.5) the errors would be about 3; against preferences they are below 1.
+    assert df.metrics.train_mse < 0.5 and df.metrics.holdout_rmse is not None and df.metrics.holdout_rmse < 1
+
+
 NOISE = 0.5
 
 

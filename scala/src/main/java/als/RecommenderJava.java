@@ -19,6 +19,12 @@ import scala.Tuple3;
  * The RDD recommender in Java, the study's proposed next step: is Scala's speed the JVM's? Same
  * arguments, phases, checks and result line as the Python and Scala ones (RDD API only).
  *
+ * With {@code --implicit} it trains MLlib's implicit-feedback ALS ({@code ALS.trainImplicit(..., alpha,
+ * seed)}). That model predicts a preference p (1 where the rating r &gt; 0, else 0), not a rating, so
+ * the training MSE and the holdout RMSE and MAE are measured against p, and holdout predictions are
+ * not clipped ({@code Clip}). The recommend phase is the same in both modes: it ranks by the model's
+ * scores.
+ *
  *   spark-submit --class als.RecommenderJava als-recommender.jar ratings.csv --api rdd ...
  */
 public final class RecommenderJava {
@@ -55,10 +61,14 @@ public final class RecommenderJava {
         return rs.mapToPair(r -> new Tuple2<>(new Tuple2<>(r.user(), r.product()), r.rating()));
     }
 
-    /** (sum of squared errors, sum of absolute errors, pairs) over ratings with a prediction. */
+    /** (sum of squared errors, sum of absolute errors, pairs) over ratings with a prediction;
+     * {@code implicitPrefs}: errors against each rating's preference instead of the rating. */
     private static Tuple3<Double, Double, Long> errors(JavaRDD<Rating> rs,
-                                                      JavaPairRDD<Tuple2<Integer, Integer>, Double> preds) {
-        return keyed(rs).join(preds).values()
+                                                      JavaPairRDD<Tuple2<Integer, Integer>, Double> preds,
+                                                      boolean implicitPrefs) {
+        JavaPairRDD<Tuple2<Integer, Integer>, Double> targets = implicitPrefs
+            ? keyed(rs).mapValues(r -> RecommenderScala.preference(r)) : keyed(rs);
+        return targets.join(preds).values()
             .map(p -> new Tuple3<>((p._1() - p._2()) * (p._1() - p._2()), Math.abs(p._1() - p._2()), 1L))
             .fold(new Tuple3<>(0.0, 0.0, 0L), (a, b) -> new Tuple3<>(a._1() + b._1(), a._2() + b._2(), a._3() + b._3()));
     }
@@ -108,7 +118,9 @@ public final class RecommenderJava {
         if (train.isEmpty()) throw new BadInput(Loading$.MODULE$.noTrainingLeft(path, o.holdout()));
 
         MatrixFactorizationModel model = timer.time("fit", () -> {
-            MatrixFactorizationModel m = ALS.train(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.seed());
+            MatrixFactorizationModel m = o.implicitPrefs()
+                ? ALS.trainImplicit(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.alpha(), o.seed())
+                : ALS.train(train.rdd(), o.rank(), o.iterations(), o.reg(), blocks, o.seed());
             m.userFeatures().count();
             return m;
         });
@@ -125,11 +137,11 @@ public final class RecommenderJava {
             return null;
         });
         Double[] metrics = timer.time("evaluate", () -> {
-            Tuple3<Double, Double, Long> t = errors(train, preds[0]);
+            Tuple3<Double, Double, Long> t = errors(train, preds[0], o.implicitPrefs());
             Double rmse = null;
             Double mae = null;
             if (holdout != null) {
-                Tuple3<Double, Double, Long> h = errors(holdout, Clip$.MODULE$.forJava(preds[1], o));
+                Tuple3<Double, Double, Long> h = errors(holdout, Clip$.MODULE$.forJava(preds[1], o), o.implicitPrefs());
                 if (h._3() > 0) {
                     rmse = Math.sqrt(h._1() / h._3());
                     mae = h._2() / h._3();

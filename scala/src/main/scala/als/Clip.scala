@@ -5,7 +5,9 @@ import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.{DataFrame, functions => F}
 
 /** `--clip LOW,HIGH`: held-out predictions clipped to the rating scale before RMSE and MAE, as
-  * recommender/spark/{df,rdd}.py do (MLlib itself does not clip). */
+  * recommender/spark/{df,rdd}.py do (MLlib itself does not clip). With `--implicit` the model
+  * predicts a preference, which has no rating scale: nothing is clipped and the result line's clip
+  * is null, whatever `--clip` says. */
 object Clip {
   def parse(text: String): Option[(Double, Double)] =
     if (text == "off") None
@@ -14,24 +16,27 @@ object Clip {
       case _ => throw new NumberFormatException(text)
     }
 
-  def df(predictions: DataFrame, o: Options): DataFrame = o.clip match {
+  /** The scale holdout predictions are clipped to: `--clip`, none in implicit mode. */
+  def scale(o: Options): Option[(Double, Double)] = if (o.implicitPrefs) None else o.clip
+
+  def df(predictions: DataFrame, o: Options): DataFrame = scale(o) match {
     case None => predictions
     case Some((low, high)) =>
       predictions.withColumn("prediction", F.least(F.greatest(F.col("prediction").cast("double"), F.lit(low)), F.lit(high)))
   }
 
-  def rdd(predictions: RDD[((Int, Int), Double)], o: Options): RDD[((Int, Int), Double)] = o.clip match {
+  def rdd(predictions: RDD[((Int, Int), Double)], o: Options): RDD[((Int, Int), Double)] = scale(o) match {
     case None => predictions
     case Some((low, high)) => predictions.mapValues(p => math.min(math.max(p, low), high))
   }
 
   /** For the Java recommender. */
   def forJava(predictions: JavaPairRDD[(Integer, Integer), java.lang.Double], o: Options)
-      : JavaPairRDD[(Integer, Integer), java.lang.Double] = o.clip match {
+      : JavaPairRDD[(Integer, Integer), java.lang.Double] = scale(o) match {
     case None => predictions
     case Some((low, high)) => predictions.mapValues((p: java.lang.Double) => java.lang.Double.valueOf(math.min(math.max(p, low), high)))
   }
 
   def json(o: Options): Result.Json =
-    o.clip.map { case (low, high) => Result.JArr(Seq(Result.JNum(low), Result.JNum(high))): Result.Json }.getOrElse(Result.JNull)
+    scale(o).map { case (low, high) => Result.JArr(Seq(Result.JNum(low), Result.JNum(high))): Result.Json }.getOrElse(Result.JNull)
 }

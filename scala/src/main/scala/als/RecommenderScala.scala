@@ -12,6 +12,12 @@ import Result._
 
 /** The Scala recommender: same arguments, phases, checks and result line as the Python one.
   *
+  * With `--implicit` it trains MLlib's implicit-feedback ALS (`ALS.trainImplicit(..., alpha, seed)`
+  * on the RDD API, `setImplicitPrefs(true).setAlpha(alpha)` on the DataFrame one). That model
+  * predicts a preference p (1 where the rating r > 0, else 0), not a rating, so the training MSE and
+  * the holdout RMSE and MAE are measured against p, and holdout predictions are not clipped (`Clip`).
+  * The recommend phase is the same in both modes: it ranks by the model's scores.
+  *
   *   spark-submit --class als.RecommenderScala als-recommender.jar ratings.csv [--api rdd|df] ... */
 object RecommenderScala {
   private val TestMark = "_test" // marks the predefined test ratings (--test) in the DataFrame API
@@ -34,6 +40,13 @@ object RecommenderScala {
     } finally spark.stop()
     if (code != 0) sys.exit(code)
   }
+
+  /** What implicit-feedback ALS predicts for a rating: MLlib's preference, 1 where it is positive, else 0. */
+  def preference(rating: Double): Double = if (rating > 0) 1.0 else 0.0
+
+  /** What a prediction's error is measured against: the rating, or in implicit mode its preference. */
+  def target(o: Options, rating: Column): Column =
+    if (o.implicitPrefs) F.when(rating > 0, F.lit(1.0)).otherwise(F.lit(0.0)) else rating
 
   /** For the Java recommender: its outcome from Java collections and nullable doubles. */
   def outcomeForJava(counts: JObj, mse: java.lang.Double, rmse: java.lang.Double, mae: java.lang.Double,
@@ -74,7 +87,8 @@ object RecommenderScala {
     if (train.isEmpty()) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
 
     val model = t.phase("fit") {
-      val m = ALS.train(train, o.rank, o.iterations, o.reg, blocks, o.seed)
+      val m = if (o.implicitPrefs) ALS.trainImplicit(train, o.rank, o.iterations, o.reg, blocks, o.alpha, o.seed)
+              else ALS.train(train, o.rank, o.iterations, o.reg, blocks, o.seed)
       m.userFeatures.count()
       m
     }
@@ -87,8 +101,9 @@ object RecommenderScala {
       val (hp, nhp) = holdout.map(predict).map { case (p, n) => (Some(p), n) }.getOrElse((None, 0L))
       (tp, ntp, hp, nhp)
     }
+    val implicitPrefs = o.implicitPrefs
     def errors(rs: RDD[Rating], preds: RDD[((Int, Int), Double)]): (Double, Double, Long) =
-      rs.map(r => ((r.user, r.product), r.rating)).join(preds).values
+      rs.map(r => ((r.user, r.product), if (implicitPrefs) preference(r.rating) else r.rating)).join(preds).values
         .map { case (a, b) => ((a - b) * (a - b), math.abs(a - b), 1L) }
         .fold((0.0, 0.0, 0L))((x, y) => (x._1 + y._1, x._2 + y._2, x._3 + y._3))
     val (mse, rmse, mae) = t.phase("evaluate") {
@@ -125,7 +140,7 @@ object RecommenderScala {
     if (train.isEmpty) throw new BadInput(Loading.noTrainingLeft(o.input, o.holdout))
     val als = new MlALS().setRank(o.rank).setMaxIter(o.iterations).setRegParam(o.reg).setSeed(o.seed)
       .setNumUserBlocks(blocks).setNumItemBlocks(blocks).setUserCol("user").setItemCol("item")
-      .setRatingCol("rating").setColdStartStrategy("drop")
+      .setRatingCol("rating").setImplicitPrefs(o.implicitPrefs).setAlpha(o.alpha).setColdStartStrategy("drop")
     val model = t.phase("fit") {
       val m = als.fit(train)
       m.userFactors.count()
@@ -141,7 +156,7 @@ object RecommenderScala {
       (tp, ntp, hp, nhp)
     }
     def errors(p: DataFrame): (Double, Double, Long) = {
-      val e = F.col("rating").cast("double") - F.col("prediction").cast("double")
+      val e = target(o, F.col("rating").cast("double")) - F.col("prediction").cast("double")
       val row = p.agg(F.sum(e * e), F.sum(F.abs(e)), F.count(F.lit(1))).first()
       (if (row.isNullAt(0)) 0.0 else row.getDouble(0), if (row.isNullAt(1)) 0.0 else row.getDouble(1), row.getLong(2))
     }
