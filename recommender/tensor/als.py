@@ -1,22 +1,40 @@
-"""ALS on PyTorch with MLlib's explicit objective, on the CPU or a CUDA device.
+"""ALS on PyTorch with MLlib's two objectives, on the CPU or a CUDA device, solved exactly or by conjugate gradient.
 
-Minimises sum (r_ui - x_u . y_i)^2 + reg * (sum_u n_u |x_u|^2 + sum_i n_i |y_i|^2), MLlib's
-"ALS-WR" scaling (each row's regularization grows with its number of ratings). Each half-iteration
-solves every row's normal equations at once: the Gram matrices come from one sparse-dense product
-of the ratings' indicator matrix with the fixed side's packed outer products (on the CPU a column
-block at a time, for the cache), and a batched Cholesky solves them (for small ranks on the CPU, one
-written over the packed entries of all rows at once). Like MLlib, each iteration solves the items first, then the users.
+Explicit (MLlib's default "ALS-WR"): minimises sum_observed (r_ui - x_u . y_i)^2 + reg * (sum_u n_u |x_u|^2 +
+sum_i n_i |y_i|^2), each row's regularization scaled by its number of ratings n. Row u's normal equations:
+(sum_{i rated} y_i y_i^T + reg n_u I) x_u = sum_i r_ui y_i.
+
+Implicit (MLlib's implicitPrefs: Hu, Koren and Volinsky 2008, as Spark's ALS.scala extends it to ratings <= 0):
+every pair holds a preference p (1 where r > 0, else 0, and 0 for every unrated pair) with confidence
+c = 1 + alpha |r| (1 where unrated); minimises sum_all_pairs c (p - x_u . y_i)^2 + reg * (sum_u n+_u |x_u|^2 +
+sum_i n+_i |y_i|^2), n+ a row's count of ratings > 0 (MLlib's numExplicits). Row u's normal equations:
+(Y^T Y + sum_{i rated} alpha |r_ui| y_i y_i^T + reg n+_u I) x_u = sum_{r_ui > 0} (1 + alpha r_ui) y_i, where Y^T Y,
+the Gram of the whole fixed side, is computed once a half-iteration (`gram_of`; the distributed engine all-reduces it).
+
+Both solvers read the ratings a part at a time (`_parts`: about a million ratings of one column block, each part's
+sums added into its rows), so no product is ever ratings x k, nor stacked over the column blocks.
+Cholesky (solver "cholesky", exact): every row's Gram matrix comes from sparse-dense products of the ratings with
+the fixed side's packed outer products (on the CPU a column block at a time, for the cache), and a batched
+Cholesky solves them (for small ranks on the CPU, one written over the packed entries of all rows at once):
+about nnz k^2 + rows k^3 a half-iteration.
+Conjugate gradient (solver "cg", Takacs et al. 2011, as the `implicit` library): `cg_steps` steps a half-iteration,
+warm-started from the side's previous factors, matrix-free: a step's A_u p_u for all rows is every rating's
+y_i . p_u (a sampled dense-dense product) summed back over the y_i (a sparse-dense product), plus Y^T Y p_u for
+implicit: about 2 nnz k + rows k^2 a step, neither k^3 nor nnz k^2. The first item solve, with no item factors yet,
+starts from zeros.
+Like MLlib, each iteration solves the items first, then the users.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import torch
 
-from recommender.params import ALSParams
+from recommender.params import SOLVERS, ALSParams
 
 GRAM_CHUNK_BYTES = 2**30  # the k x k systems (packed or unpacked) solved at once
 GRAM_BLOCK_BYTES = 8 * 2**20  # the packed outer products one column block reads: a few times a core's L2 cache
@@ -25,6 +43,31 @@ PACKED_MAX_RANK = 32  # up to this rank the CPU solves packed systems itself; pa
 # On the CPU a chunk about the number of distinct keys: each chunk costs a pass over them, and a smaller sort
 # stays in cache (100M keys grouped into 1M here: 1.9 s in chunks of 2^21 against 4.5 s in chunks of 2^25).
 SORT_CHUNK_MIN, SORT_CHUNK_MAX = 2**21, 2**25
+# Ratings in one part of a product over a side's ratings (`_parts`; CG's sampled products hold 12 bytes a rating
+# of it: each dot product and a copy of its indices); a GPU takes its whole side at once, up to the larger chunk.
+PRODUCT_CHUNK_CPU, PRODUCT_CHUNK_GPU = 2**20, 2**26
+GRAM_ROWS = 2**14  # factor rows a float64 Gram accumulates at a time (float32 sums over 2M rows lose 1e-3)
+OBJECTIVE_CHUNK = 2**16  # ratings the objective gathers at a time, in float64
+
+
+@dataclass(frozen=True)
+class Solve:
+    """How a half-iteration sets up and solves each row's normal equations (see the module docstring)."""
+
+    reg: float
+    implicit: bool = False
+    alpha: float = 1.0  # implicit: confidence 1 + alpha |r|
+    solver: str = "cholesky"  # one of params.SOLVERS
+    cg_steps: int = 3  # conjugate-gradient steps a half-iteration
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver {self.solver!r}: expected one of {', '.join(SOLVERS)}")
+
+    @classmethod
+    def of(cls, params: ALSParams) -> Solve:
+        """The solve that `params` ask for."""
+        return cls(params.reg, params.implicit, params.alpha, params.solver, params.cg_steps)
 
 
 @dataclass(frozen=True)
@@ -34,11 +77,14 @@ class Side:
     With `blocks` > 1 the columns are cut into that many equal ranges and the matrices stack one
     rows x cols CSR per range (block b's row r is row b * rows + r): a Gram product then reads one
     range of the fixed side's outer products at a time, from cache rather than from memory.
+    Both objectives use these two matrices alone, whatever the ratings' signs: a half-iteration's products
+    run a part of the ratings at a time (`_parts`), weighting each part's ratings (|r|, c * p) as it goes.
     """
 
     indicator: torch.Tensor  # CSR, (blocks * rows) x cols, 1 where a rating exists
     weighted: torch.Tensor  # CSR, (blocks * rows) x cols, the ratings
-    counts: torch.Tensor  # ratings per row, float
+    counts: torch.Tensor  # ratings per row, float: the explicit objective's regularization scale n
+    positives: torch.Tensor  # ratings > 0 per row, float: the implicit one's n+ (`counts` itself if all are > 0)
     blocks: int = 1
 
     @property
@@ -48,7 +94,7 @@ class Side:
 
 def gram_blocks(n_rows: int, n_cols: int, n_ratings: int, rank: int, device: torch.device) -> int:
     """Column blocks for `make_side` so that each block's packed outer products fit `GRAM_BLOCK_BYTES`,
-    while a block's row keeps 8 ratings on average (the blocks' products are summed); one on a GPU,
+    while a block's row keeps 8 ratings on average (each block adds into the same rows); one on a GPU,
     whose sparse kernels gain nothing from it."""
     if device.type != "cpu":
         return 1
@@ -127,7 +173,9 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor, n_r
     `ones`, at least as long as `ratings`, gives the indicator's values: one tensor can serve both sides.
     `in_place` lets the grouping overwrite the three inputs (the keys are built in `rows`, and `cols` and
     `ratings` are permuted where they lie): a caller done with them keeps 8 bytes a rating fewer at the peak."""
-    counts = torch.bincount(rows, minlength=n_rows)
+    counts = torch.bincount(rows, minlength=n_rows).to(ratings.dtype)
+    positives = counts if _all_positive(ratings) else torch.bincount(
+        rows, weights=(ratings > 0).to(ratings.dtype), minlength=n_rows)
     wide = blocks * n_rows > torch.iinfo(torch.int32).max
     if blocks == 1:
         keys = rows
@@ -146,7 +194,12 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor, n_r
     del order
     size = (blocks * n_rows, n_cols)
     values = torch.ones_like(ratings) if ones is None else ones[:len(ratings)]
-    return Side(_csr(crow, cols, values, size), _csr(crow, cols, ratings, size), counts.to(ratings.dtype), blocks)
+    return Side(_csr(crow, cols, values, size), _csr(crow, cols, ratings, size), counts, positives, blocks)
+
+
+def _all_positive(ratings: torch.Tensor) -> bool:
+    """Whether every rating is > 0 (a NaN is not), read without a per-rating temporary."""
+    return len(ratings) == 0 or bool(ratings.min() > 0)
 
 
 def user_side(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, n_users: int, n_items: int,
@@ -174,33 +227,138 @@ def _packing(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return upper, slot.flatten()
 
 
-def _summed(side: Side, product: torch.Tensor) -> torch.Tensor:
-    """A (blocks * rows) x m product of the side's matrices, summed over the column blocks."""
-    return product if side.blocks == 1 else product.view(side.blocks, side.rows, -1).sum(0)
+def _with_values(matrix: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The CSR `matrix`'s pattern (shared, not copied) with other values."""
+    return _csr(matrix.crow_indices(), matrix.col_indices(), values, (matrix.shape[0], matrix.shape[1]))
 
 
-def solve_side(side: Side, fixed: torch.Tensor, reg: float, chunk_bytes: int = GRAM_CHUNK_BYTES) -> torch.Tensor:
-    """Every row's least-squares factor against the `fixed` factors of the other side.
+def gram_of(factors: torch.Tensor) -> torch.Tensor:
+    """The k x k Gram matrix Y^T Y of these rows (float32), summed in float64 a chunk of rows at a time:
+    float32 sums over 2M rows lose 1e-3 of it, and the implicit objective adds it to every row's system."""
+    return _gram64(factors).to(factors.dtype)
 
-    A row without ratings gets a zero factor (its system is the identity), never a NaN. The systems
-    are solved `chunk_bytes` at a time, so rank 128 stays within memory. A failed Cholesky is not
-    reported (NaN factors, or `cholesky_ex`), which keeps a GPU's queue free of host waits.
+
+def _gram64(factors: torch.Tensor) -> torch.Tensor:
+    """Y^T Y in float64, `GRAM_ROWS` rows at a time (their float64 copy stays small)."""
+    k = factors.shape[1]
+    total = torch.zeros(k, k, dtype=torch.float64, device=factors.device)
+    for start in range(0, len(factors), GRAM_ROWS):
+        rows = factors[start : start + GRAM_ROWS].double()
+        total.addmm_(rows.t(), rows)
+    return total
+
+
+def _counts(side: Side, how: Solve) -> torch.Tensor:
+    """Each row's count that scales its regularization: n (explicit) or n+ (implicit)."""
+    return side.positives if how.implicit else side.counts
+
+
+def _ridge(side: Side, how: Solve) -> torch.Tensor:
+    """Each row's reg * n (n+ for implicit), and 1 where that count is 0: such a row's right-hand side is 0,
+    so its factor is 0 whatever its system, and the 1 keeps the system nonsingular (never a NaN)."""
+    counts = _counts(side, how)
+    return how.reg * counts + (counts == 0).to(counts.dtype)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A range of a side's CSR rows, about `product_chunk` ratings, one column block's: its pattern and ratings
+    (views of the side's, but for its own row pointers), and the side's rows [start, stop) they belong to.
+    A product over the parts adds each into its rows: no stacked (blocks * rows) x m product, no per-rating
+    array but the part's."""
+
+    pattern: torch.Tensor  # CSR, (stop - start) x cols, ones
+    ratings: torch.Tensor  # the part's ratings, in the pattern's order
+    start: int
+    stop: int
+
+
+def product_chunk(device: torch.device) -> int:
+    """Ratings in one part of a product over a side's ratings (see PRODUCT_CHUNK_CPU)."""
+    return PRODUCT_CHUNK_CPU if device.type == "cpu" else PRODUCT_CHUNK_GPU
+
+
+def _parts(side: Side, chunk: int) -> list[_Part]:
+    """The side's CSR rows cut, in each column block, into ranges of equal row counts, `chunk` ratings on
+    average; one host wait reads their bounds, none where the whole side is one part."""
+    ratings = side.weighted.values()
+    step = max(1, chunk * side.rows * side.blocks // max(ratings.shape[0], 1))  # rows a part
+    if side.blocks == 1 and step >= side.rows:
+        return [_Part(side.indicator, ratings, 0, side.rows)]
+    spans = [(lo, min(lo + step, side.rows)) for lo in range(0, side.rows, step)]
+    placed = [(block * side.rows + lo, lo, hi) for block in range(side.blocks) for lo, hi in spans]
+    crow, cols, ones = side.indicator.crow_indices(), side.indicator.col_indices(), side.indicator.values()
+    # The parts follow each other, each block's rows after the block before's: part j ends where j + 1 starts.
+    firsts = torch.tensor([first for first, _, _ in placed] + [side.blocks * side.rows], device=crow.device)
+    bounds = crow[firsts].tolist()
+    parts = []
+    for (first, lo, hi), begin, end in zip(placed, bounds[:-1], bounds[1:], strict=True):
+        pattern = _csr(crow[first : first + hi - lo + 1] - begin, cols[begin:end], ones[begin:end],
+                       (hi - lo, side.indicator.shape[1]))
+        parts.append(_Part(pattern, ratings[begin:end], lo, hi))
+    return parts
+
+
+def _row_sums(side: Side, parts: list[_Part], dense: torch.Tensor,
+              weigh: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """sum_{i rated} w(r_ui) dense_i for every row u, a part at a time; `weigh` maps a part's ratings to
+    their weights w (None: 1, the pattern itself)."""
+    out = torch.zeros(side.rows, dense.shape[1], dtype=dense.dtype, device=dense.device)
+    for part in parts:
+        matrix = part.pattern if weigh is None else _with_values(part.pattern, weigh(part.ratings))
+        rows = out[part.start : part.stop]
+        torch.addmm(rows, matrix, dense, out=rows)
+    return out
+
+
+def _rhs(side: Side, parts: list[_Part], fixed: torch.Tensor, how: Solve) -> torch.Tensor:
+    """Each row's right-hand side: sum_i r y_i (explicit), or sum_{r > 0} (1 + alpha r) y_i (implicit)."""
+    if how.implicit:
+        return _row_sums(side, parts, fixed, lambda ratings: torch.where(ratings > 0, 1 + how.alpha * ratings, 0))
+    return _row_sums(side, parts, fixed, lambda ratings: ratings)
+
+
+def solve_side(side: Side, fixed: torch.Tensor, how: Solve, gram: torch.Tensor | None = None,
+               start: torch.Tensor | None = None, chunk_bytes: int = GRAM_CHUNK_BYTES) -> torch.Tensor:
+    """Every row's factor against the `fixed` factors of the other side, by `how` (see the module docstring).
+
+    `gram`, for implicit only, is the whole fixed side's Y^T Y (`gram_of(fixed)` when None: a caller whose
+    `fixed` is not the whole side passes its all-reduced Gram). `start`, for CG only, is the side's previous
+    factors (zeros when None). A row without ratings (for implicit, without ratings > 0) gets a zero factor,
+    never a NaN. The Cholesky solves `chunk_bytes` of systems at a time, so rank 128 stays within memory,
+    and does not report a failed factorisation (NaN factors, or `cholesky_ex`), which keeps a GPU's queue
+    free of host waits.
     """
+    gram = (gram_of(fixed) if gram is None else gram) if how.implicit else None
+    parts = _parts(side, product_chunk(fixed.device))
+    if how.solver == "cg":
+        return _conjugate_gradient(side, parts, fixed, how, gram, start)
+    return _cholesky(side, parts, fixed, how, gram, chunk_bytes)
+
+
+def _cholesky(side: Side, parts: list[_Part], fixed: torch.Tensor, how: Solve, gram: torch.Tensor | None,
+              chunk_bytes: int) -> torch.Tensor:
+    """Every row's exact solution, its Gram matrix built and factorised (`solve_side`); `gram`: Y^T Y for
+    implicit, None for explicit."""
     k = fixed.shape[1]
     upper, unpack = _packing(k, fixed.device)
     pairs = fixed[:, upper[0]] * fixed[:, upper[1]]  # cols x k(k+1)/2: each y y^T, packed
-    packed = _summed(side, side.indicator @ pairs)  # rows x k(k+1)/2: each row's Gram matrix, packed
-    ridge = reg * side.counts + (side.counts == 0).to(fixed.dtype)
-    rhs = _summed(side, side.weighted @ fixed)  # rows x k
+    if gram is None:  # explicit: sum_i y y^T; rows x k(k+1)/2, each row's Gram matrix, packed
+        packed = _row_sums(side, parts, pairs)
+    else:  # implicit: Y^T Y + sum_i alpha |r| y y^T
+        packed = _row_sums(side, parts, pairs, lambda ratings: ratings.abs().mul_(how.alpha))
+        packed += gram[upper[0], upper[1]]
+    del pairs
+    ridge, rhs = _ridge(side, how), _rhs(side, parts, fixed, how)
     if fixed.device.type == "cpu" and k <= PACKED_MAX_RANK:
         return _solve_packed(packed, ridge, rhs, chunk_bytes)
     solved = torch.empty_like(rhs)
     step = max(1, chunk_bytes // (4 * k * k))
     for start in range(0, side.rows, step):
         stop = min(start + step, side.rows)
-        gram = packed[start:stop, unpack].view(stop - start, k, k)  # unpacked symmetric, in one gather
-        gram.diagonal(dim1=1, dim2=2).add_(ridge[start:stop, None])
-        factor, _ = torch.linalg.cholesky_ex(gram)
+        system = packed[start:stop, unpack].view(stop - start, k, k)  # unpacked symmetric, in one gather
+        system.diagonal(dim1=1, dim2=2).add_(ridge[start:stop, None])
+        factor, _ = torch.linalg.cholesky_ex(system)
         solved[start:stop] = torch.cholesky_solve(rhs[start:stop].unsqueeze(-1), factor).squeeze(-1)
     return solved
 
@@ -236,6 +394,53 @@ def _solve_packed(packed: torch.Tensor, ridge: torch.Tensor, rhs: torch.Tensor, 
     return solved
 
 
+def _rated_products(parts: list[_Part], fixed: torch.Tensor, x: torch.Tensor, how: Solve) -> torch.Tensor:
+    """sum_{i rated} w_ui (y_i . x_u) y_i for every row u, w = 1 (explicit) or alpha |r| (implicit): each
+    part's dot products (a sampled dense-dense product) summed back over its y_i (a sparse-dense one),
+    so no ratings x k array is ever formed."""
+    out = torch.zeros_like(x)
+    for part in parts:
+        dots = torch.sparse.sampled_addmm(part.pattern, x[part.start : part.stop], fixed.t(), beta=0.0)
+        if how.implicit:
+            dots.values().mul_(part.ratings.abs()).mul_(how.alpha)
+        rows = out[part.start : part.stop]
+        torch.addmm(rows, dots, fixed, out=rows)
+    return out
+
+
+def _conjugate_gradient(side: Side, parts: list[_Part], fixed: torch.Tensor, how: Solve, gram: torch.Tensor | None,
+                        start: torch.Tensor | None) -> torch.Tensor:
+    """`how.cg_steps` conjugate-gradient steps on every row's system at once, from `start` (zeros when None;
+    rows whose ridge is the placeholder 1 start from 0, their solution, see `_ridge`). `gram`: Y^T Y for
+    implicit, None for explicit. The step sizes guard 0 / 0 (a row already solved stays as it is)."""
+    ridge, rhs = _ridge(side, how), _rhs(side, parts, fixed, how)
+
+    def times_a(x: torch.Tensor) -> torch.Tensor:  # A_u x_u for every row
+        product = _rated_products(parts, fixed, x, how)
+        if gram is not None:
+            product.addmm_(x, gram)  # Y^T Y x_u, Y^T Y symmetric
+        return product.addcmul_(ridge[:, None], x)
+
+    tiny = torch.finfo(rhs.dtype).tiny
+    if start is None:
+        x, residual = torch.zeros_like(rhs), rhs
+    else:
+        x = start * (_counts(side, how) > 0).to(start.dtype)[:, None]
+        residual = rhs.sub_(times_a(x))
+    direction = residual.clone()
+    squared = torch.linalg.vecdot(residual, residual)
+    for step in range(how.cg_steps):
+        bent = times_a(direction)
+        size = squared / torch.linalg.vecdot(direction, bent).clamp_min(tiny)
+        x.addcmul_(size[:, None], direction)
+        if step + 1 == how.cg_steps:
+            break
+        residual.addcmul_(size[:, None], bent, value=-1)
+        before, squared = squared, torch.linalg.vecdot(residual, residual)
+        direction.mul_((squared / before.clamp_min(tiny))[:, None]).add_(residual)
+    return x
+
+
 def initial_factors(n: int, rank: int, seed: int, device: torch.device) -> torch.Tensor:
     """Gaussian rows scaled to unit length, as MLlib starts (its RNG differs, so values do too)."""
     generator = torch.Generator().manual_seed(seed)
@@ -266,17 +471,51 @@ def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
 
 
 def fit_sides(by_user: Side, by_item: Side, params: ALSParams) -> Model:
-    """Train on the ratings grouped both ways (`user_side`, `item_side`)."""
+    """Train on the ratings grouped both ways (`user_side`, `item_side`). CG warm-starts each side from its
+    previous factors; the first item solve, with none yet, starts from zeros (its steps then minimise the
+    error over the Krylov space of the right-hand side, with no random guess to undo)."""
+    how = Solve.of(params)
     device = by_user.counts.device
     user_factors = initial_factors(by_user.rows, params.rank, params.seed, device)
     item_factors = torch.zeros(by_item.rows, params.rank, device=device)  # solved first, from the users
-    for _ in range(params.iterations):
-        item_factors = solve_side(by_item, user_factors, params.reg)
-        user_factors = solve_side(by_user, item_factors, params.reg)
+    for iteration in range(params.iterations):
+        item_factors = solve_side(by_item, user_factors, how, start=item_factors if iteration else None)
+        user_factors = solve_side(by_user, item_factors, how, start=user_factors)
     if not bool(torch.isfinite(user_factors).all()):  # the one wait for the device, after the loop
         raise ValueError(f"ALS diverged (non-finite factors) at rank {params.rank} with --reg {params.reg}: "
                          "a row's normal equations were singular; raise --reg")
     return Model(user_factors, item_factors)
+
+
+def targets(ratings: torch.Tensor, implicit: bool) -> torch.Tensor:
+    """What the model is fitted to predict for these ratings: the ratings, or for implicit their
+    preferences p (1 where r > 0, else 0), as MLlib's prediction column means."""
+    return (ratings > 0).to(ratings.dtype) if implicit else ratings
+
+
+def objective(users: torch.Tensor, items: torch.Tensor, by_user: Side, how: Solve) -> float:
+    """The value of the objective the fit minimises (module docstring), summed in float64 without any dense
+    users x items matrix: for implicit, sum_all (x . y)^2 = trace((X^T X)(Y^T Y)) plus each rated pair's
+    c (p - x . y)^2 - (x . y)^2. `recommender.objective.objective_numpy` is the same in numpy."""
+    rows, cols, ratings = rows_of(by_user), by_user.weighted.col_indices(), by_user.weighted.values()
+    fitted = torch.zeros((), dtype=torch.float64, device=users.device)
+    if how.implicit:  # every pair's (x . y)^2, as if unrated
+        fitted += (_gram64(users) * _gram64(items)).sum()
+    for start in range(0, len(ratings), OBJECTIVE_CHUNK):
+        part = slice(start, start + OBJECTIVE_CHUNK)
+        score = torch.linalg.vecdot(users.index_select(0, rows[part]).double(),
+                                    items.index_select(0, cols[part]).double())
+        rating = ratings[part].double()
+        if how.implicit:
+            confidence = 1 + how.alpha * rating.abs()
+            fitted += (confidence * (targets(rating, True) - score) ** 2 - score**2).sum()
+        else:
+            fitted += ((rating - score) ** 2).sum()
+    item_counts = (torch.bincount(cols, weights=targets(ratings, True).double(), minlength=len(items))
+                   if how.implicit else torch.bincount(cols, minlength=len(items)).double())
+    penalty = (_counts(by_user, how).double() @ users.double().square().sum(1)
+               + item_counts @ items.double().square().sum(1))
+    return float(fitted + how.reg * penalty)
 
 
 def synchronize(device: torch.device) -> None:

@@ -5,6 +5,11 @@ conversion), split it and index the ids. fit: move the ratings to the device, gr
 ways and train (`torch_als`). predict and evaluate: every training and holdout pair. recommend
 (with --top-k): the k best unrated items of every user. On CUDA each phase ends with a device
 synchronisation, so queued GPU work counts.
+
+With --implicit the model predicts preferences, not ratings (`als.targets`: 1 where r > 0, else 0; MLlib's
+prediction column means the same), so the training MSE and the holdout RMSE and MAE are measured against
+those, and holdout predictions are not clipped to the rating scale (`Job.clip`). The ranking metrics
+and the top-k lists are the same in both modes.
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
         torch_als.synchronize(device)
 
     with timer.phase("predict"):  # the training pairs in the by-user side's order
-        tr = by_user.weighted.values()
+        tr = torch_als.targets(by_user.weighted.values(), params.implicit)
         train_pred = model.predict(torch_als.rows_of(by_user), by_user.weighted.col_indices())
         hu, hi = lookup(user_ids, held_u), lookup(item_ids, held_i)
         known = (hu >= 0) & (hi >= 0)
@@ -151,8 +156,8 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
 
     with timer.phase("evaluate"):
         n_hold = int(known.sum())
-        hold_truth = torch.from_numpy(held_r[known]).to(device)
-        clipped = hold_pred.clamp(*job.clip) if job.clip is not None else hold_pred
+        hold_truth = torch_als.targets(torch.from_numpy(held_r[known]).to(device), params.implicit)
+        clipped = hold_pred.clamp(*job.clip) if job.clip is not None and not params.implicit else hold_pred
         held_sums = (*_errors(clipped, hold_truth), n_hold) if evaluated else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 

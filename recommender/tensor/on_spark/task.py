@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from recommender.tensor.als import Side
-    from recommender.tensor.collective import Group
+    from recommender.tensor.collective import Group, Layout
 
 
 PREDICT_CHUNK = 1 << 18  # ratings predicted at a time: the gathered factor rows stay in cache
@@ -48,7 +48,8 @@ class Wanted:
 
     @classmethod
     def of(cls, job: Job) -> Wanted:
-        return cls(job.top_k, job.exclude_rated, job.relevance, job.clip)
+        """An implicit model predicts preferences, not ratings: its predictions are never clipped to the scale."""
+        return cls(job.top_k, job.exclude_rated, job.relevance, None if job.params.implicit else job.clip)
 
 
 COUNTED = (*READ, "users", "items", "train", "holdout", "holdout_predictions", "listed", "k")
@@ -181,19 +182,22 @@ class _Rows:
 
 
 def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows, cols: torch.Tensor,
-            truth: torch.Tensor,
+            ratings: torch.Tensor, implicit: bool,
             clip: tuple[float, float] | None = None) -> tuple[float, float]:
     """(sum of squared, sum of absolute) errors of the predictions x_u . y_i of the (row, col) pairs
-    (each clipped to `clip` where given) against `truth`, in double precision, PREDICT_CHUNK at a time
-    so that neither the gathered factor rows nor the predictions ever exist whole."""
+    (each clipped to `clip` where given) against what the model predicts of `ratings` (`als.targets`),
+    in double precision, PREDICT_CHUNK at a time so that neither the gathered factor rows nor the
+    predictions ever exist whole."""
     import torch
 
+    from recommender.tensor.als import targets
+
     squared = absolute = 0.0
-    for at in range(0, len(truth), PREDICT_CHUNK):
+    for at in range(0, len(ratings), PREDICT_CHUNK):
         predicted = torch.linalg.vecdot(users.index_select(0, rows[at:at + PREDICT_CHUNK]),
                                         items.index_select(0, cols[at:at + PREDICT_CHUNK]))
         predicted = predicted.clamp(*clip) if clip is not None else predicted
-        diff = predicted.double() - truth[at:at + PREDICT_CHUNK].double()
+        diff = predicted.double() - targets(ratings[at:at + PREDICT_CHUNK], implicit).double()
         squared += float((diff * diff).sum())
         absolute += float(diff.abs().sum())
     return squared, absolute
@@ -235,6 +239,35 @@ def _side(block: Block, n_rows: int, n_cols: int, by_item: bool, rank: int, devi
     del taken
     blocks = als.gram_blocks(n_rows, n_cols, len(ratings), rank, device)
     return als.make_side(rows, cols, ratings, n_rows, n_cols, blocks, ones, in_place=True)
+
+
+def _fit(group: Group, params: ALSParams, user_side: Side, item_side: Side, users_layout: Layout,
+         items_layout: Layout, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(every user's factors as last gathered, this task's user factors, every item's factors) after
+    `params.iterations`, from the single-node engine's seeded start. Every half-iteration solves this
+    task's rows against the whole other side, gathered; the implicit objective's Gram Y^T Y of that side
+    is the all-reduced sum of each task's own rows' Gram (never gathered row by row), and CG starts from
+    this task's rows' previous factors."""
+    from recommender.tensor import als
+    from recommender.tensor.collective import sum_tensor
+
+    def gram(own: torch.Tensor) -> torch.Tensor | None:
+        return sum_tensor(group, als.gram_of(own)).to(device) if how.implicit else None
+
+    how = als.Solve.of(params)
+    users = als.initial_factors(users_layout.rows, params.rank, params.seed, device)
+    mine = users[users_layout.owned[group.rank]]
+    users_gram = als.gram_of(users) if how.implicit else None  # the start is whole in every task
+    own_items: torch.Tensor | None = None  # CG's first item solve starts from zeros, as single-node's
+    for iteration in range(params.iterations):
+        own_items = als.solve_side(item_side, users, how, users_gram, own_items)
+        items = items_layout.assemble(group, own_items)
+        mine = als.solve_side(user_side, items, how, gram(own_items), mine)
+        if iteration + 1 < params.iterations:  # the last users stay here: predict needs only its own
+            users = users_layout.assemble(group, mine)
+            users_gram = gram(mine)
+    als.synchronize(device)
+    return users, mine, items
 
 
 def trainer(params: ALSParams, device_name: str, wanted: Wanted
@@ -305,23 +338,16 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
                 del shapes, built, ones, train_u, train_i
                 seconds["setup_s"] = lap()
 
-                users = als.initial_factors(len(user_ids), params.rank, params.seed, device)
-                mine = users[users_layout.owned[group.rank]]
-                for iteration in range(params.iterations):
-                    items = items_layout.assemble(group, als.solve_side(item_side, users, params.reg))
-                    mine = als.solve_side(user_side, items, params.reg)
-                    if iteration + 1 < params.iterations:  # the last users stay here: predict needs only its own
-                        users = users_layout.assemble(group, mine)
-                als.synchronize(device)
+                users, mine, items = _fit(group, params, user_side, item_side, users_layout, items_layout, device)
                 seconds["fit_s"] = lap()
 
                 train_sums = _errors(mine, items, _Rows(user_side), user_side.indicator.col_indices(),
-                                     user_side.weighted.values())
+                                     user_side.weighted.values(), params.implicit)
                 hu, hi = lookup(my_users, held_u.user), lookup(item_ids, held_u.item)
                 known = (hu >= 0) & (hi >= 0)
                 held_sums = _errors(mine, items, torch.from_numpy(hu[known]).to(device),
                                     torch.from_numpy(hi[known]).to(device),
-                                    torch.from_numpy(held_u.rating[known]).to(device), wanted.clip)
+                                    torch.from_numpy(held_u.rating[known]).to(device), params.implicit, wanted.clip)
                 als.synchronize(device)
                 seconds["predict_s"] = lap()
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recommender.objective import objective_numpy
 from recommender.params import ALSParams
 
 torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
@@ -27,14 +28,6 @@ def random_ratings(n_users: int, n_items: int, density: float, seed: int) -> tup
     return users.astype(np.int32), items.astype(np.int32), rng.uniform(1, 5, len(users)).astype(np.float32)
 
 
-def objective(model: torch_als.Model, u: np.ndarray, i: np.ndarray, r: np.ndarray, reg: float) -> float:
-    """MLlib's explicit ALS objective: squared error plus reg * n_x * |x|^2 on both sides."""
-    x, y = model.users.double().numpy(), model.items.double().numpy()
-    err = ((x[u] * y[i]).sum(1) - r) ** 2
-    n_u, n_i = np.bincount(u, minlength=len(x)), np.bincount(i, minlength=len(y))
-    return float(err.sum() + reg * ((n_u * (x**2).sum(1)).sum() + (n_i * (y**2).sum(1)).sum()))
-
-
 @pytest.mark.parametrize("rank", [4, torch_als.PACKED_MAX_RANK + 4])  # the packed Cholesky, then LAPACK's
 @pytest.mark.parametrize("blocks", [1, 3])
 def test_each_row_solves_mllibs_normal_equations(rank: int, blocks: int) -> None:
@@ -42,7 +35,7 @@ def test_each_row_solves_mllibs_normal_equations(rank: int, blocks: int) -> None
     fixed = torch.randn(20, rank, generator=torch.Generator().manual_seed(1))
     reg = 0.3
     side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 30, 20, blocks)
-    solved = torch_als.solve_side(side, fixed, reg).double().numpy()
+    solved = torch_als.solve_side(side, fixed, torch_als.Solve(reg)).double().numpy()
     y = fixed.double().numpy()
     for row in range(30):
         cols = i[u == row]
@@ -106,9 +99,10 @@ def test_a_side_grouped_in_place_is_the_side_grouped_from_copies(blocks: int) ->
     u, i, r = random_ratings(30, 20, 0.4, 6)
     order = np.random.default_rng(3).permutation(len(u))
     arrays = [a[order].copy() for a in (u, i, r)]
-    copied = torch_als.make_side(*(torch.from_numpy(a) for a in arrays), 30, 20, blocks)
+    rows, cols, ratings = (torch.from_numpy(a) for a in arrays)
+    copied = torch_als.make_side(rows, cols, ratings, 30, 20, blocks)
     ones = torch.ones(len(r) + 7)  # longer than the ratings: the indicator takes its prefix
-    grouped = torch_als.make_side(*(torch.from_numpy(a) for a in arrays), 30, 20, blocks, ones, in_place=True)
+    grouped = torch_als.make_side(rows, cols, ratings, 30, 20, blocks, ones, in_place=True)
     for matrix in ("weighted", "indicator"):
         assert torch.equal(getattr(grouped, matrix).to_dense(), getattr(copied, matrix).to_dense())
     assert torch.equal(grouped.counts, copied.counts)
@@ -138,7 +132,7 @@ def test_gram_blocks_fit_the_cache_on_the_cpu_only() -> None:
 def test_rows_without_ratings_get_zero_factors() -> None:
     side = torch_als.make_side(torch.tensor([0, 0, 2], dtype=torch.int32), torch.tensor([0, 1, 1], dtype=torch.int32),
                                torch.tensor([4.0, 3.0, 5.0]), 4, 2)
-    solved = torch_als.solve_side(side, torch.ones(2, 3), 0.1)
+    solved = torch_als.solve_side(side, torch.ones(2, 3), torch_als.Solve(0.1))
     assert torch.isfinite(solved).all()
     assert solved[1].abs().sum() == 0 and solved[3].abs().sum() == 0
 
@@ -152,7 +146,7 @@ def test_every_iteration_lowers_the_objective(seed: int, reg: float) -> None:
     values = []
     for iterations in range(1, 6):
         model = torch_als.fit(*tensors, 25, 15, ALSParams(rank=3, iterations=iterations, reg=reg, seed=seed))
-        values.append(objective(model, u, i, r, reg))
+        values.append(objective_numpy(model.users.numpy(), model.items.numpy(), u, i, r, reg, False, 1.0))
     assert all(b <= a * (1 + 1e-5) for a, b in itertools.pairwise(values)), values
 
 
@@ -199,8 +193,8 @@ def test_solving_in_chunks_gives_the_same_factors() -> None:
     u, i, r = random_ratings(50, 40, 0.3, 6)
     side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 50, 40)
     fixed = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
-    whole = torch_als.solve_side(side, fixed, 0.1)
-    chunked = torch_als.solve_side(side, fixed, 0.1, chunk_bytes=4 * 6 * 6 * 7)  # 7 rows at a time
+    whole = torch_als.solve_side(side, fixed, torch_als.Solve(0.1))
+    chunked = torch_als.solve_side(side, fixed, torch_als.Solve(0.1), chunk_bytes=4 * 6 * 6 * 7)  # 7 rows at a time
     torch.testing.assert_close(chunked, whole)
 
 

@@ -30,9 +30,16 @@ def ratings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+MODES = [pytest.param({}, id="explicit"), pytest.param({"implicit": True, "alpha": 5.0}, id="implicit"),
+         pytest.param({"solver": "cg"}, id="explicit-cg"),
+         pytest.param({"implicit": True, "alpha": 5.0, "solver": "cg"}, id="implicit-cg")]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("rank", RANKS)
-def test_cuda_matches_cpu_to_float32_accuracy(ratings: Path, rank: int) -> None:
-    params = ALSParams(rank=rank, iterations=8, reg=0.05, seed=3, holdout=0.2)
+def test_cuda_matches_cpu_to_float32_accuracy(ratings: Path, rank: int, mode: dict[str, object]) -> None:
+    """CUDA's sparse kernels (cuSPARSE's CSR products and sampled_addmm for CG) give the CPU's model."""
+    params = ALSParams(rank=rank, iterations=8, reg=0.05, seed=3, holdout=0.2, **mode)  # type: ignore[arg-type]
     cpu = run_engine("torch", ratings, params=params, device="cpu")
     gpu = run_engine("torch", ratings, params=params, device="cuda")
     assert gpu.runtime.torch is not None and gpu.runtime.torch.device.startswith("cuda")
@@ -42,13 +49,16 @@ def test_cuda_matches_cpu_to_float32_accuracy(ratings: Path, rank: int) -> None:
     assert gpu.metrics.holdout_rmse == pytest.approx(cpu.metrics.holdout_rmse, rel=1e-4)
 
 
-def test_rows_without_ratings_get_zero_factors_on_cuda() -> None:
+@pytest.mark.parametrize("how", [torch_als.Solve(0.1), torch_als.Solve(0.1, implicit=True),
+                                 torch_als.Solve(0.1, solver="cg"), torch_als.Solve(0.1, True, 5.0, "cg")],
+                         ids=["explicit", "implicit", "explicit-cg", "implicit-cg"])
+def test_rows_without_ratings_get_zero_factors_on_cuda(how: torch_als.Solve) -> None:
     device = torch.device("cuda")
     rows = torch.tensor([0, 0, 2, 2, 2], dtype=torch.int32, device=device)  # row 1 and row 3 have none
     cols = torch.tensor([0, 1, 0, 1, 2], dtype=torch.int32, device=device)
     side = torch_als.make_side(rows, cols, torch.ones(5, device=device), 4, 3)
     fixed = torch.randn(3, 128, generator=torch.Generator().manual_seed(0)).to(device)
-    solved = torch_als.solve_side(side, fixed, 0.1)
+    solved = torch_als.solve_side(side, fixed, how)
     assert torch.isfinite(solved).all()
     assert torch.count_nonzero(solved[1]) == 0 and torch.count_nonzero(solved[3]) == 0
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,10 @@ def fail_hook(spark) -> Iterator[object]:  # type: ignore[no-untyped-def]
     sc.setLocalProperty(task.FAIL_PROPERTY, None)
 
 
-def fit(spark, csv: str, blocks: int, wanted: task.Wanted | None = None  # type: ignore[no-untyped-def]
-        ) -> driver.Trained:
-    src = routing.source(spark, Job("df", csv, "test", PARAMS))
-    return driver.train(spark, src, PARAMS, blocks, wanted=wanted or task.Wanted())
+def fit(spark, csv: str, blocks: int, wanted: task.Wanted | None = None,  # type: ignore[no-untyped-def]
+        params: ALSParams = PARAMS) -> driver.Trained:
+    src = routing.source(spark, Job("df", csv, "test", params))
+    return driver.train(spark, src, params, blocks, wanted=wanted or task.Wanted())
 
 
 @pytest.mark.parametrize(("blocks", "reader"), [(1, "text"), (2, "text"), (2, "pyarrow"), (2, "spark")])
@@ -162,6 +163,31 @@ def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[
     np.testing.assert_allclose(trained.items[1], model.items.numpy(), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize(("blocks", "solver"), [(1, "cholesky"), (2, "cholesky"), (2, "cg")])
+def test_the_implicit_model_is_the_single_node_model(spark, csv: str, blocks: int, solver: str  # type: ignore[no-untyped-def]
+                                                     ) -> None:
+    """The Gram of the fixed side, all-reduced from each task's rows, and CG's warm starts give the
+    single-node engine's implicit factors, and the errors are against the preferences."""
+    params = replace(PARAMS, implicit=True, alpha=5.0, solver=solver)
+    trained = fit(spark, csv, blocks, task.Wanted(factors=True), params)
+    single = run_engine("torch", csv, params=params)
+    read = read_ratings(csv, STUDY_CSV, False).frame
+    users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
+    train = holdout_hash(users, items, params.seed) >= threshold(params.holdout)
+    user_ids, u = torch_engine.compact(users[train])
+    item_ids, i = torch_engine.compact(items[train])
+    model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
+                          torch.from_numpy(read[RATING].to_numpy(np.float32)[train]),
+                          len(user_ids), len(item_ids), params)
+    assert trained.users is not None and trained.items is not None
+    atol = 1e-4 if solver == "cholesky" else 5e-4  # CG's few steps carry float32 rounding from step to step
+    np.testing.assert_allclose(trained.users[1], model.users.numpy(), rtol=1e-3, atol=atol)
+    np.testing.assert_allclose(trained.items[1], model.items.numpy(), rtol=1e-3, atol=atol)
+    mse = trained.sums["sq"] / trained.counts["train"]
+    assert mse == pytest.approx(single.metrics.train_mse, rel=1e-4)
+    assert mse < 0.5  # against preferences of 1: the scale of ratings (1 to 5) would give far more
+
+
 def test_more_tasks_than_slots_is_refused_up_front(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="only 2 task slots"):
         fit(spark, csv, 3)
@@ -201,7 +227,7 @@ def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None
 
     def errors(side: torch_als.Side) -> tuple[float, float]:
         return task._errors(users, items, task._Rows(side), side.indicator.col_indices(),
-                                   side.weighted.values())
+                                   side.weighted.values(), False)
 
     assert errors(four) == pytest.approx(errors(one), rel=1e-12)
     assert torch.equal(torch_als.rated(four).to_dense(), one.indicator.to_dense())
