@@ -13,7 +13,7 @@ from recommender.engine import Job, check
 from recommender.launch import registry
 from recommender.launch.in_process import report
 from recommender.launch.registry import Implementation
-from recommender.params import ALSParams, flag, param_fields
+from recommender.params import IMPLICIT_DEFAULTS, ALSParams, flag, param_fields
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implementation]) -> None:
@@ -27,8 +27,10 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
         if f.metadata["type"] is bool:
             parser.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
             continue
-        parser.add_argument(flag(f.name), type=f.metadata["type"], default=f.default, choices=f.metadata["choices"],
-                            help=f.metadata["help"] + (f" (default {f.default})" if f.default is not None else ""))
+        default = "" if f.default is None else f" (default {f.default}" + (
+            f"; {IMPLICIT_DEFAULTS[f.name]} with --implicit)" if f.name in IMPLICIT_DEFAULTS else ")")
+        parser.add_argument(flag(f.name), type=f.metadata["type"], default=None, choices=f.metadata["choices"],
+                            help=f.metadata["help"] + default)
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad lines instead of stopping")
     parser.add_argument("--unique-pairs", action="store_true",
                         help="the (user, item) pairs are known to be unique (a conversion this suite validated), "
@@ -52,7 +54,7 @@ def add_job_arguments(parser: argparse.ArgumentParser, impls: Sequence[Implement
 def job_from(args: argparse.Namespace, path: str, data: str) -> tuple[Implementation, Job]:
     """The implementation and the job the parsed options ask for (keyword arguments only)."""
     impl = registry.get(args.impl)
-    params = ALSParams(**{f.name: getattr(args, f.name) for f in param_fields()})
+    params = ALSParams.of({f.name: getattr(args, f.name) for f in param_fields()})
     api = args.api or impl.apis[-1]
     registry.check_api(impl, api)
     job = Job(api, path, data, params, args.skip_bad_rows, args.device, args.threads, args.top_k,

@@ -12,7 +12,7 @@ from experiments import grid
 from recommender import cli, entry
 from recommender.launch import registry
 from recommender.launch.registry import Launcher
-from recommender.params import ALSParams, flag, param_fields
+from recommender.params import IMPLICIT_DEFAULTS, ALSParams, flag, param_fields
 
 pytestmark = pytest.mark.unit
 
@@ -54,6 +54,16 @@ def test_every_parameter_is_a_flag_and_round_trips() -> None:
     assert {flag(f.name) for f in param_fields()} <= set(params.as_arguments())
     default = cli.build_parser().parse_args(["run", "--data", "x", *ALSParams().as_arguments()])
     assert cli.job_from(default, "x.csv", "x")[1].params == ALSParams()  # a false switch is left out, not negated
+
+
+def test_implicit_takes_its_own_defaults_where_none_are_given() -> None:
+    def parsed(*args: str) -> ALSParams:
+        return cli.job_from(cli.build_parser().parse_args(["run", "--data", "x", *args]), "x.csv", "x")[1].params
+
+    assert parsed("--implicit") == ALSParams(implicit=True, **IMPLICIT_DEFAULTS)
+    assert parsed("--implicit", "--rank", "7").rank == 7
+    assert parsed("--implicit", "--reg", "0.01").reg == 0.01
+    assert parsed() == ALSParams()  # explicit: the study's
 
 
 def test_solver_choices_are_checked() -> None:
