@@ -4,6 +4,8 @@ reached, and the same ranking quality on the u1 split; CG against Cholesky at ra
 The engines start from other random factors than MLlib (another RNG), so they land on another
 optimum of the same non-convex objective: the objective's value is held to 1% and NDCG@10 to 0.01,
 the issue's bounds. The objective is `recommender.objective.objective_numpy` on each model's factors.
+Measured (rank 10, α 1, λ 0.01, 15 iterations, all of ml-100k): MLlib 137,329, torch 136,916 with
+Cholesky and 136,905 with CG, 0.30% and 0.31% lower.
 """
 
 from __future__ import annotations
