@@ -147,17 +147,23 @@ def test_four_tasks_through_the_cli(csv: str, single) -> None:  # type: ignore[n
     assert result["resources"]["tasks"] == 4 and result["resources"]["peak_rss_bytes_max"] > 0
 
 
-def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
-    trained = fit(spark, csv, 2, task.Wanted(factors=True))
-    assert trained.users is not None and trained.items is not None
+def single_node_model(csv: str, params: ALSParams) -> tuple[np.ndarray, np.ndarray, torch_als.Model]:
+    """(user ids, item ids, the single-node solver's model) of `csv`'s training ratings under `params`."""
     read = read_ratings(csv, STUDY_CSV, False).frame
     users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
-    train = holdout_hash(users, items, PARAMS.seed) >= threshold(PARAMS.holdout)
+    train = holdout_hash(users, items, params.seed) >= threshold(params.holdout)
     user_ids, u = torch_engine.compact(users[train])
     item_ids, i = torch_engine.compact(items[train])
     model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
                           torch.from_numpy(read[RATING].to_numpy(np.float32)[train]),
-                          len(user_ids), len(item_ids), PARAMS)
+                          len(user_ids), len(item_ids), params)
+    return user_ids, item_ids, model
+
+
+def test_factors_come_back_when_asked(spark, csv: str) -> None:  # type: ignore[no-untyped-def]
+    trained = fit(spark, csv, 2, task.Wanted(factors=True))
+    assert trained.users is not None and trained.items is not None
+    user_ids, item_ids, model = single_node_model(csv, PARAMS)
     assert (trained.users[0] == user_ids).all() and (trained.items[0] == item_ids).all()
     np.testing.assert_allclose(trained.users[1], model.users.numpy(), rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(trained.items[1], model.items.numpy(), rtol=1e-3, atol=1e-4)
@@ -171,14 +177,7 @@ def test_the_implicit_model_is_the_single_node_model(spark, csv: str, blocks: in
     params = replace(PARAMS, implicit=True, alpha=5.0, solver=solver)
     trained = fit(spark, csv, blocks, task.Wanted(factors=True), params)
     single = run_engine("torch", csv, params=params)
-    read = read_ratings(csv, STUDY_CSV, False).frame
-    users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
-    train = holdout_hash(users, items, params.seed) >= threshold(params.holdout)
-    user_ids, u = torch_engine.compact(users[train])
-    item_ids, i = torch_engine.compact(items[train])
-    model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
-                          torch.from_numpy(read[RATING].to_numpy(np.float32)[train]),
-                          len(user_ids), len(item_ids), params)
+    _, _, model = single_node_model(csv, params)
     assert trained.users is not None and trained.items is not None
     atol = 1e-4 if solver == "cholesky" else 5e-4  # CG's few steps carry float32 rounding from step to step
     np.testing.assert_allclose(trained.users[1], model.users.numpy(), rtol=1e-3, atol=atol)
