@@ -41,6 +41,12 @@ class Job:
     # it made it (`sources.prepare`), so the loaders skip their repeated-pair pass. A user's file: False.
     unique_pairs: bool = False
 
+    @property
+    def holdout_clip(self) -> tuple[float, float] | None:
+        """The scale holdout predictions are clipped to: `clip`, or None for an implicit model, whose
+        predictions are preferences, not ratings (the one place every engine reads this)."""
+        return None if self.params.implicit else self.clip
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -101,7 +107,7 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         input_bytes=local_size(job.path),
         params=asdict(replace(job.params, blocks=outcome.blocks)),
         counts=outcome.counts,
-        metrics=replace(outcome.metrics, clip=None if job.params.implicit else job.clip),  # preferences: never clipped
+        metrics=replace(outcome.metrics, clip=job.holdout_clip),
         phases={name: round(seconds, 4) for name, seconds in timer.seconds.items()} | {"total": round(timer.total, 4)},
         runtime=outcome.runtime,
         started_at=started_at,

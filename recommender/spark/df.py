@@ -6,7 +6,7 @@ the JVM, which is where the DataFrame API wins over the study's Python join.
 With `params.implicit` the estimator is `ALS(implicitPrefs=True, alpha=params.alpha)`, MLlib's
 implicit-feedback ALS: it predicts a preference p (1 where the rating r > 0, else 0), not a rating,
 so the training MSE and the holdout RMSE and MAE are measured against p, and holdout predictions
-are not clipped to the rating scale (`job.clip` is ignored). The recommend phase is the same in
+are not clipped to the rating scale (`Job.holdout_clip`). The recommend phase is the same in
 both modes: it ranks by the model's scores.
 """
 
@@ -164,9 +164,9 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         implicit = params.implicit
-        clip = None if implicit else job.clip  # a preference has no rating scale
         sq, _, n = errors(train_pred, implicit=implicit)
-        metrics = Metrics.from_sums((sq, n), errors(held_pred, clip, implicit) if held_pred is not None else None)
+        held_sums = errors(held_pred, job.holdout_clip, implicit) if held_pred is not None else None
+        metrics = Metrics.from_sums((sq, n), held_sums)
 
     recommended = None
     if job.top_k:

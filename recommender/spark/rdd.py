@@ -6,7 +6,7 @@ with a holdout fraction, the same for the held-out pairs gives RMSE and MAE.
 With `params.implicit` the model is `ALS.trainImplicit(..., alpha=params.alpha)`, MLlib's
 implicit-feedback ALS: it predicts a preference p (1 where the rating r > 0, else 0), not a rating,
 so the training MSE and the holdout RMSE and MAE are measured against p, and holdout predictions
-are not clipped to the rating scale (`job.clip` is ignored). The recommend phase is the same in
+are not clipped to the rating scale (`Job.holdout_clip`). The recommend phase is the same in
 both modes: it ranks by the model's scores.
 """
 
@@ -174,9 +174,8 @@ def run(spark: SparkSession, job: Job, timer: PhaseTimer) -> tuple[Counts, Metri
         held_pred, n_held_pred = _predict(model, holdout) if holdout is not None else (None, 0)
     with timer.phase("evaluate"):
         implicit = params.implicit
-        clip = None if implicit else job.clip  # a preference has no rating scale
         sq, _, n = _errors(train, train_pred, implicit=implicit)
-        held = (_errors(holdout, held_pred, clip, implicit) if holdout is not None and held_pred is not None
+        held = (_errors(holdout, held_pred, job.holdout_clip, implicit) if holdout is not None and held_pred is not None
                 else None)
         metrics = Metrics.from_sums((sq, n), held)
 

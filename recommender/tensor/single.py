@@ -8,7 +8,7 @@ synchronisation, so queued GPU work counts.
 
 With --implicit the model predicts preferences, not ratings (`als.targets`: 1 where r > 0, else 0; MLlib's
 prediction column means the same), so the training MSE and the holdout RMSE and MAE are measured against
-those, and holdout predictions are not clipped to the rating scale (`Job.clip`). The ranking metrics
+those, and holdout predictions are not clipped to the rating scale (`Job.holdout_clip`). The ranking metrics
 and the top-k lists are the same in both modes.
 """
 
@@ -157,7 +157,7 @@ def run(job: Job, timer: PhaseTimer) -> Outcome:
     with timer.phase("evaluate"):
         n_hold = int(known.sum())
         hold_truth = torch_als.targets(torch.from_numpy(held_r[known]).to(device), params.implicit)
-        clipped = hold_pred.clamp(*job.clip) if job.clip is not None and not params.implicit else hold_pred
+        clipped = hold_pred.clamp(*job.holdout_clip) if job.holdout_clip is not None else hold_pred
         held_sums = (*_errors(clipped, hold_truth), n_hold) if evaluated else None
         metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
 

@@ -48,8 +48,7 @@ class Wanted:
 
     @classmethod
     def of(cls, job: Job) -> Wanted:
-        """An implicit model predicts preferences, not ratings: its predictions are never clipped to the scale."""
-        return cls(job.top_k, job.exclude_rated, job.relevance, None if job.params.implicit else job.clip)
+        return cls(job.top_k, job.exclude_rated, job.relevance, job.holdout_clip)
 
 
 COUNTED = (*READ, "users", "items", "train", "holdout", "holdout_predictions", "listed", "k")
