@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.grid import variant
+from recommender import memory
 from recommender.params import ALSParams, param_fields
 
 PHASES = ("load", "fit", "predict", "evaluate")
@@ -82,6 +83,7 @@ def _row(path: Path, index: int, bench: dict[str, Any], label: str) -> dict[str,
             "ratings": result["counts"]["ratings"],
             "iterations": result["params"]["iterations"],
             "input_bytes": result["input_bytes"],
+            "peak_rss_bytes": peak_rss(result),
             "train_mse": result["metrics"]["train_mse"],
             "holdout_rmse": result["metrics"].get("holdout_rmse"),
             "time_s": stats["mean"],
@@ -130,6 +132,13 @@ def recommend_columns(result: dict[str, Any], rounds: list[dict[str, Any]]) -> d
         ranked = metrics.get(who) or {}
         columns |= {f"{prefix}{key}": ranked.get(key, float("nan")) for key in RANKING}
     return columns
+
+
+def peak_rss(result: dict[str, Any]) -> float:
+    """The largest process peak RSS the result line carries (`memory.largest_peak`: the Python
+    process's, the driver JVM's or a task worker's), NaN for a line that carries none."""
+    peak = memory.largest_peak(result.get("resources") or {})
+    return float("nan") if peak is None else peak
 
 
 def _runtime(result: dict[str, Any]) -> dict[str, Any]:

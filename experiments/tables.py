@@ -38,8 +38,10 @@ def study_tables(frame: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame
 
 
 def throughput(frame: pd.DataFrame) -> pd.DataFrame:
-    """MB/s and ratings/s by data set size, at the most cores each case ran on (as in the study), and
-    the fit's seconds per iteration: the weak-scaling measure (linear in the ratings at best)."""
+    """MB/s and ratings/s by data set size, at the most cores each case ran on (as in the study), the
+    fit's seconds per iteration (the weak-scaling measure, linear in the ratings at best), and bytes
+    per rating: the case's peak RSS (the largest process peak its result carries, `results.peak_rss`)
+    over its ratings, NaN (a blank cell) where the result carries none."""
     most = frame.groupby(["label", "impl", "api", "device", "data", "variant"]).cores.transform("max")
     top = _by_size(frame[frame.cores == most])
     return pd.DataFrame({
@@ -49,6 +51,7 @@ def throughput(frame: pd.DataFrame) -> pd.DataFrame:
         "MB/s": top.input_bytes / 1e6 / top.time_s, "ratings/s": top.ratings / top.time_s,
         "fit s/iteration": top.fit_s / top.iterations,
         "fit ratings/s per iteration": top.ratings * top.iterations / top.fit_s,
+        "bytes/rating": top.peak_rss_bytes / top.ratings,
     }).reset_index(drop=True)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
+from recommender import memory
 from recommender.launch.registry import Implementation, check_api, check_solver
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Recommended, RunResult, Runtime
@@ -96,7 +97,8 @@ def check(impl: Implementation, job: Job) -> None:
 
 
 def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, started_at: str) -> RunResult:
-    """The one place a `RunResult` is made."""
+    """The one place a `RunResult` is made; its `resources` add this process's peak RSS
+    (`memory.PEAK_RSS`, read last, so it covers the whole run) to what the engine measured."""
     from recommender.data.readers import local_size
 
     return RunResult(
@@ -112,6 +114,6 @@ def build_result(impl: str, job: Job, outcome: Outcome, timer: PhaseTimer, start
         runtime=outcome.runtime,
         started_at=started_at,
         skipped_examples=outcome.skipped_examples[:10],
-        resources=outcome.resources,
+        resources=outcome.resources | {memory.PEAK_RSS: float(memory.own_peak_rss_bytes())},
         recommended=outcome.recommended,
     )

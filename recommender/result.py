@@ -126,7 +126,7 @@ class RunResult:
     runtime: Runtime
     started_at: str  # UTC, ISO 8601
     skipped_examples: list[str] = field(default_factory=list)
-    resources: dict[str, float] = field(default_factory=dict)  # e.g. peak memory, where measured
+    resources: dict[str, float] = field(default_factory=dict)  # peak memory (recommender/memory.py) and more
     recommended: Recommended | None = None  # None: no recommend phase (--top-k 0)
     schema: int = SCHEMA
 

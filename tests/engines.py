@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from recommender import engine
@@ -14,6 +15,13 @@ from recommender.timing import PhaseTimer
 
 # A test's spark-submit: local[2] with the grid's shuffle partitions (Spark's 200 dwarf a test set's work).
 SUBMIT = Launch(master="local[2]", cores=2, confs={SHUFFLE_PARTITIONS: str(shuffle_partitions(2))})
+MACHINE_BYTES = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def plausible_peak(peak: float) -> bool:
+    """A whole process's peak RSS as a real run gives it: above 10 MB (a bare Python interpreter
+    peaks near 9 MB, one with pandas or a JVM far above) and below this machine's memory."""
+    return 10e6 < peak < MACHINE_BYTES
 
 
 def run_engine(impl: str, path: Any, api: str | None = None, params: ALSParams | None = None,

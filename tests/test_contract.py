@@ -15,12 +15,13 @@ RANKING_TOLERANCE, and the most-popular baseline is the same everywhere.
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import asdict
 from typing import Any
 
 import pytest
 
-from recommender import capabilities
+from recommender import capabilities, memory
 from recommender.data.readers import write_study_csv
 from recommender.data.synthetic import SyntheticSpec, generate
 from recommender.engine import Job
@@ -84,6 +85,8 @@ def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: s
     assert (result["runtime"]["spark"] is not None) == implementation.uses_spark
     assert result["metrics"]["clip"] == list(CLIP)
     assert (result["runtime"]["torch"] is not None) == implementation.own_gpu_solver
+    if sys.platform == "linux":  # every line carries its process's peak RSS where /proc tells it
+        assert result["resources"][memory.PEAK_RSS] > 0
     recommends = {"recommend"} if implementation.recommends else set()
     assert set(result["phases"]) == {"load", "fit", "predict", "evaluate", "total"} | recommends
     if implementation.recommends:  # the same lists' sizes; the popularity baseline is the same lists

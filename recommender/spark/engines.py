@@ -1,7 +1,7 @@
 """The Spark engines of the registry, on the engine contract: MLlib's two APIs and torch-spark.
 
 Each takes the active SparkSession (started by `recommender.spark.session`), runs its phases and
-returns an `Outcome` whose runtime says what ran.
+returns an `Outcome` whose runtime says what ran and whose resources carry the driver JVM's peak RSS.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from importlib.metadata import version
 
 from pyspark.sql import SparkSession
 
+from recommender import memory
 from recommender.engine import Job, Outcome
 from recommender.result import Runtime, SparkRuntime, TorchRuntime
 from recommender.spark import df, rdd
@@ -27,12 +28,22 @@ def blocks(spark: SparkSession, job: Job) -> int:
     return job.params.blocks or spark.sparkContext.defaultParallelism
 
 
+def jvm_resources(spark: SparkSession) -> dict[str, float]:
+    """The driver JVM's peak RSS (`memory.JVM_PEAK_RSS`), read from /proc by the pid the JVM gives
+    itself (py4j's gateway is always on this host, whether Python started the JVM or spark-submit
+    started Python); nothing where /proc cannot tell."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    peak = memory.peak_rss_bytes(int(jvm.java.lang.ProcessHandle.current().pid()))
+    return {} if peak is None else {memory.JVM_PEAK_RSS: float(peak)}
+
+
 def mllib(job: Job, timer: PhaseTimer) -> Outcome:
     """`impl python`: MLlib's ALS through PySpark, with the RDD (mllib) or DataFrame (ml) API."""
     spark = SparkSession.active()
     counts, metrics, examples, recommended = MLLIB_APIS[job.api](spark, job, timer)
     return Outcome(counts, metrics, Runtime(spark=spark_runtime(spark)), blocks(spark, job), examples,
-                   recommended=recommended)
+                   resources=jvm_resources(spark), recommended=recommended)
 
 
 def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
@@ -46,5 +57,6 @@ def torch_spark(job: Job, timer: PhaseTimer) -> Outcome:
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
     torch_info = TorchRuntime(version("torch"), job.device, task_cpus)
     return Outcome(counts, metrics, Runtime(spark_runtime(spark), torch_info), blocks(spark, job), examples,
-                   resources={k: float(v) for k, v in stage[0].extra_info().items()} if stage else {},
+                   resources=jvm_resources(spark) | ({k: float(v) for k, v in stage[0].extra_info().items()}
+                                                     if stage else {}),
                    recommended=recommended)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from recommender import memory
 from recommender.data.readers import write_study_csv
 from recommender.data.sources import prepare
 from recommender.data.synthetic import SyntheticSpec, generate
@@ -26,7 +27,7 @@ from recommender.launch import jvm, registry
 from recommender.launch.submit import JAR, ROOT, command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
-from tests.engines import SUBMIT, run_engine
+from tests.engines import SUBMIT, plausible_peak, run_engine
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 TOLERANCE = 1e-9
@@ -101,6 +102,16 @@ def synthetic_csv(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("parity") / "ratings.csv"
     write_study_csv(data.frame, path)
     return str(path)
+
+
+@pytest.mark.parametrize("impl, api", [("scala", "df"), ("java", "rdd")])
+def test_a_jvm_result_line_carries_its_jvms_peak_rss(jar: Path, synthetic_csv: str, impl: str, api: str) -> None:
+    """Report.scala's `resources`: the peak RSS of the JVM that wrote the line (Memory.scala), under
+    the key recommender/memory.py names; read from /proc, which Linux has."""
+    if sys.platform != "linux":
+        pytest.skip("the JVM reads its peak from /proc, which only Linux has")
+    resources = jvm_result(impl, synthetic_csv, api)["resources"]
+    assert set(resources) == {memory.PEAK_RSS} and plausible_peak(resources[memory.PEAK_RSS])
 
 
 @pytest.mark.parity

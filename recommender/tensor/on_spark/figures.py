@@ -6,12 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-
-    pass
-
+from recommender import memory
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ class StageFigures:
         return {
             "tasks": len(self.tasks),
             "stage_attempt": self.attempt,
-            "peak_rss_bytes_max": max(t.peak_rss_bytes for t in self.tasks),
+            memory.TASK_PEAK_RSS: max(t.peak_rss_bytes for t in self.tasks),
             "peak_rss_above_start_bytes_max": max(above),
             "start_rss_bytes_max": max(t.start_rss_bytes for t in self.tasks),
             "peak_device_bytes_max": max(t.peak_device_bytes for t in self.tasks),
@@ -100,6 +96,4 @@ def peak_rss(start: int) -> int:
     """This process's resident high-water mark since `restart_peak_rss`, in bytes: VmHWM, or the
     resident size `start` measured at the restart where larger, for the kernel raises VmHWM lazily
     (when pages are unmapped, not when malloc hands them back with madvise), so both are floors."""
-    with open("/proc/self/status") as status:
-        hwm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-    return max(hwm, start)
+    return max(memory.peak_rss_bytes() or 0, start)

@@ -35,7 +35,7 @@ object Report {
         "spark" -> JObj(Seq("version" -> JStr(sc.version), "master" -> JStr(sc.master), "app_id" -> JStr(sc.applicationId),
           "default_parallelism" -> JInt(sc.defaultParallelism.toLong))),
         "torch" -> JNull)),
-      "resources" -> JObj(Seq.empty),
+      "resources" -> Memory.resources,
       "started_at" -> JStr(t.startedAt),
       "skipped_examples" -> JArr(r.skipped.map(JStr)))))
   }
