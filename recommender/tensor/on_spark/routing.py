@@ -215,5 +215,5 @@ def warm_up() -> None:
 
 def _import_solver() -> None:
     """The modules each barrier task imports (see `trainer`)."""
-    for name in ("recommender.tensor.collective", "recommender.tensor.single", "recommender.tensor.topk"):
+    for name in ("recommender.ids", "recommender.tensor.collective", "recommender.tensor.topk"):
         importlib.import_module(name)

@@ -283,9 +283,9 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
         import torch
 
         from recommender import ranking
+        from recommender.ids import compact, lookup
         from recommender.tensor import als
         from recommender.tensor.collective import Layout, all_sum, gather_rows, process_group, sum_tensor
-        from recommender.tensor.single import compact, lookup
         from recommender.tensor.topk import rank_lists, top_k
 
         context = BarrierTaskContext.get()

@@ -15,7 +15,6 @@ from recommender.params import ALSParams
 torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
 
 from recommender.tensor import als as torch_als  # noqa: E402
-from recommender.tensor import single as torch_engine  # noqa: E402
 from recommender.tensor.topk import top_k  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -159,19 +158,6 @@ def test_a_noise_free_low_rank_matrix_is_recovered() -> None:
                           ALSParams(rank=3, iterations=40, reg=1e-4, seed=0))
     pred = model.predict(torch.from_numpy(u).long(), torch.from_numpy(i).long()).numpy()
     assert float(((pred - r) ** 2).mean()) < 1e-3 * float((r**2).mean())
-
-
-@given(st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=50))
-def test_compact_and_lookup_are_inverse(ids: list[int]) -> None:
-    values = np.array(ids, dtype=np.int64)
-    distinct, index = torch_engine.compact(values)
-    assert list(distinct) == sorted(set(ids))
-    assert (distinct[index] == values).all()
-    assert (torch_engine.lookup(distinct, values) == index).all()
-    assert torch_engine.lookup(distinct, np.array([-1], dtype=np.int64))[0] == -1
-    in_place = values.astype(np.int32)  # the indices written over the ids themselves
-    again, written = torch_engine.compact(in_place, out=in_place)
-    assert written is in_place and np.array_equal(again, distinct) and np.array_equal(in_place, index)
 
 
 @pytest.mark.parametrize("exclude", [False, True])

@@ -25,8 +25,8 @@ from recommender.result import RunResult
 from tests.engines import run_engine
 
 torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
+from recommender.ids import compact  # noqa: E402
 from recommender.tensor import als as torch_als  # noqa: E402
-from recommender.tensor.single import compact  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.torch]
 PARAMS = ALSParams(rank=10, iterations=15, reg=0.01, alpha=1.0, seed=42, implicit=True)

@@ -26,9 +26,9 @@ from recommender.split import holdout_hash, threshold
 from tests.engines import run_engine
 
 torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
+from recommender.ids import compact  # noqa: E402
 from recommender.tensor import als as torch_als  # noqa: E402
 from recommender.tensor import collective  # noqa: E402
-from recommender.tensor import single as torch_engine  # noqa: E402
 from recommender.tensor.on_spark import driver, figures, routing, task  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.torch]
@@ -152,8 +152,8 @@ def single_node_model(csv: str, params: ALSParams) -> tuple[np.ndarray, np.ndarr
     read = read_ratings(csv, STUDY_CSV, False).frame
     users, items = read[USER].to_numpy(np.int64), read[ITEM].to_numpy(np.int64)
     train = holdout_hash(users, items, params.seed) >= threshold(params.holdout)
-    user_ids, u = torch_engine.compact(users[train])
-    item_ids, i = torch_engine.compact(items[train])
+    user_ids, u = compact(users[train])
+    item_ids, i = compact(items[train])
     model = torch_als.fit(torch.from_numpy(u), torch.from_numpy(i),
                           torch.from_numpy(read[RATING].to_numpy(np.float32)[train]),
                           len(user_ids), len(item_ids), params)
