@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments import plots, results, tables
+from experiments import peers, plots, results, tables
 from recommender.launch import registry
 
 
@@ -32,7 +32,7 @@ def _format(table: pd.DataFrame) -> pd.DataFrame:
         if column == "command":
             out[column] = [f"`{short_command(c)}`" for c in out[column]]
         elif pd.api.types.is_float_dtype(out[column]):
-            precise = "mse" in column.lower() or "@k" in column or column in ("MAE", *results.RANKING)
+            precise = "mse" in column.lower() or "@k" in column or column in ("RMSE", "MAE", *results.RANKING)
             style = "{:.4f}" if precise else (
                 "{:,.0f}" if column in ("ratings/s", "ratings") else "{:.2f}")
             out[column] = [("–" if pd.isna(v) else style.format(v)) for v in out[column]]
@@ -126,11 +126,14 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         "ranking": tables.ranking(frame),
         "objectives": tables.objectives(frame),
         "implicit_over_explicit": tables.implicit_over_explicit(frame),
+        "peers": peers.table(frame),
         "busy": tables.busy(frame),
     }
     for name, table in named.items():
         table.drop(columns=["gpu_phases"], errors="ignore").to_csv(out / f"{name}.csv", index=False)
     pngs = plots.write_all(frame, out)
+    if not named["peers"].empty:
+        pngs["peers"] = peers.plot(named["peers"], out / "peers_per_iteration_vs_rank.png")
 
     text = ["# ALS benchmark report", "",
             f"From {', '.join(p.name for p in paths)}; written "
@@ -154,6 +157,7 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         ("Recommend phase: top-k for every user", "recommend"),
         ("Ranking on the holdout, against the most-popular baseline", "ranking"),
         ("Explicit against implicit ALS and most popular (holdout, rated items left out)", "objectives"),
+        ("The peers: implicit, LensKit and MLlib beside our engines (seconds per iteration by rank)", "peers"),
         ("Cases run on a busy machine (other load beyond the cores the case left free)", "busy"),
     ]
     for title, name in sections:
@@ -161,6 +165,8 @@ def write_report(paths: Sequence[Path], out: Path) -> Path:
         if name == "objectives" and not named["implicit_over_explicit"].empty:
             text += ["Implicit over explicit NDCG@k, case by case (every other parameter the same):", "",
                      markdown(named["implicit_over_explicit"][PAIRS_SHOWN])]
+        if name == "peers" and not named["peers"].empty:
+            text += [peers.NOTE, ""]
     text += ["## Plots", ""] + [f"![{name}]({png.name})" for name, png in pngs.items()] + [""]
     report = out / "report.md"
     report.write_text("\n".join(text))

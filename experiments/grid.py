@@ -276,14 +276,6 @@ def combinations(sweep: Mapping[str, Sequence[Any]]) -> list[Swept]:
     return [tuple(zip(keys, values, strict=True)) for values in itertools.product(*(sweep[k] for k in keys))]
 
 
-def solver_skip(impl: str, params: ALSParams) -> str | None:
-    """Why `impl` cannot run `params`' solver; None where it has it."""
-    solvers = registry.BY_NAME[impl].solvers
-    if params.solver in solvers:
-        return None
-    return f"the {impl} implementation solves by {'/'.join(solvers)} only, not {params.solver}"
-
-
 def expand(
     catalogue: Catalogue,
     grid: Grid,
@@ -297,8 +289,9 @@ def expand(
     `resolve_data` maps a data set name to the one that will run (a real MovieLens set or its
     synthetic shape). With `data_size` (e.g. `expected_ratings`), a case whose data is larger than
     its experiment's budget for its IMPL-API carries the budget's reason in `skip`, unless another
-    experiment runs it within budget. A case whose solver (its swept or the grid's) its implementation
-    lacks carries that reason. With `selection.params`, only cases whose parameters (the grid's, with
+    experiment runs it within budget. A case whose solver or objective (its swept or the grid's) its
+    implementation lacks carries that reason (`registry.lacks`). With `selection.params`, only cases whose
+    parameters (the grid's, with
     the swept values over them) have the given values are kept. Cases of two experiments that run the
     same parameters are one case, named as the first.
     """
@@ -336,7 +329,7 @@ def expand(
                         for data, (swept, params) in itertools.product(values["data"], runs):
                             case = Case(resolve_data(str(data)), device, impl, api, n, swept=swept)
                             budget = budgets.get(f"{impl}-{api}") if data_size else None
-                            skip = solver_skip(impl, params) or (
+                            skip = registry.lacks(registry.BY_NAME[impl], params) or (
                                 over_budget(budget, case.data, data_size) if data_size else None)
                             key = (replace(case, swept=()), params)
                             first, before = cases.get(key, (case, skip))

@@ -25,7 +25,7 @@ def _series_name(row: pd.Series, labels: int) -> str:
     return f"{name} · {row.label}" if labels > 1 else name
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)  # no tight bbox: the size stays SIZE_PX
     plt.close(fig)
     return path
@@ -64,7 +64,7 @@ def against_cores(frame: pd.DataFrame, path: Path, speedup: bool) -> Path:
             ax.legend(fontsize=8)
     fig.suptitle("Speedup against cores" if speedup else "Runtime against cores")
     fig.subplots_adjust(wspace=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _against_size(frame: pd.DataFrame, column: str, ylabel: str, title: str, path: Path,
@@ -88,7 +88,7 @@ def _against_size(frame: pd.DataFrame, column: str, ylabel: str, title: str, pat
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def throughput(frame: pd.DataFrame, path: Path) -> Path:
@@ -124,7 +124,7 @@ def phase_bars(frame: pd.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     ax.tick_params(axis="y", labelsize=7)
     fig.subplots_adjust(left=0.33)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def objective_bars(table: pd.DataFrame, path: Path) -> Path:
@@ -154,7 +154,7 @@ def objective_bars(table: pd.DataFrame, path: Path) -> Path:
     fig.legend(handles, ["explicit ALS", "implicit ALS", "most popular"], loc="upper right", fontsize=8)
     fig.suptitle("Explicit against implicit ALS and most popular")
     fig.subplots_adjust(bottom=0.3, wspace=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def write_all(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:

@@ -53,6 +53,22 @@ def no_torch() -> str | None:
     return None
 
 
+def _no_peer(module: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return f"the {module} library is not installed: pip install -r requirements-peers.txt"
+    return None
+
+
+@cache
+def no_implicit() -> str | None:
+    return _no_peer("implicit")
+
+
+@cache
+def no_lenskit() -> str | None:
+    return _no_peer("lenskit")
+
+
 @cache
 def no_cuda() -> str | None:
     """Why torch cannot run on a CUDA device here, or None."""
@@ -91,7 +107,9 @@ def no_rapids(given: str | None = None) -> str | None:
     return None if nvidia_gpus() else "nvidia-smi sees no GPU on this machine"
 
 
-CHECKS: dict[Need, Callable[[], str | None]] = {Need.JVM: no_jvm, Need.JDK: no_jdk, Need.TORCH: no_torch}
+CHECKS: dict[Need, Callable[[], str | None]] = {
+    Need.JVM: no_jvm, Need.JDK: no_jdk, Need.TORCH: no_torch, Need.IMPLICIT: no_implicit, Need.LENSKIT: no_lenskit,
+}
 
 
 def missing(impl: Implementation, gpu: bool = False, rapids: str | None = None) -> str | None:
@@ -113,4 +131,6 @@ MARKER_CHECKS: dict[str, Callable[[], str | None]] = {
     "torch": no_torch,
     "gpu": no_gpu,
     "cuda": no_cuda,
+    "implicit": no_implicit,
+    "lenskit": no_lenskit,
 }

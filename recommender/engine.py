@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from recommender import memory
-from recommender.launch.registry import Implementation, check_api, check_solver
+from recommender.launch.registry import Implementation, check_api, lacks
 from recommender.params import ALSParams
 from recommender.result import Counts, Metrics, Recommended, RunResult, Runtime
 from recommender.timing import PhaseTimer
@@ -77,7 +77,9 @@ def execute(impl: Implementation, job: Job, timer: PhaseTimer) -> RunResult:
 def check(impl: Implementation, job: Job) -> None:
     """A ValueError, before anything starts, for an API or a device the implementation lacks."""
     check_api(impl, job.api)
-    check_solver(impl, job.params.solver)
+    reason = lacks(impl, job.params)
+    if reason:
+        raise ValueError(reason)
     if job.device != "cpu" and not job.device.startswith("cuda"):
         raise ValueError(f"--device {job.device}: expected cpu, cuda or cuda:N")
     if job.device != "cpu" and "cuda" not in impl.devices:

@@ -90,21 +90,36 @@ class TorchRuntime:
 
 
 @dataclass(frozen=True)
+class LibraryRuntime:
+    """A peer library that fitted the model (recommender/peers): torch then only ranks its factors."""
+
+    name: str
+    version: str
+    threads: int  # the threads it trained with
+
+
+@dataclass(frozen=True)
 class Runtime:
-    """What ran: Spark (MLlib, and torch-spark's distribution), torch (the torch engines), or both."""
+    """What ran: Spark (MLlib, and torch-spark's distribution), torch (the torch engines, and the
+    peers' evaluation), a peer library, or several."""
 
     spark: SparkRuntime | None = None
     torch: TorchRuntime | None = None
+    library: LibraryRuntime | None = None
 
     @property
     def parallelism(self) -> int:
-        """Tasks Spark runs at once, or the torch process's threads."""
+        """Tasks Spark runs at once, or the fitting library's or torch process's threads."""
         if self.spark is not None:
             return self.spark.default_parallelism
+        if self.library is not None:
+            return self.library.threads
         return self.torch.threads if self.torch is not None else 1
 
     def describe(self) -> str:
         parts = []
+        if self.library is not None:
+            parts.append(f"{self.library.name} {self.library.version}, {self.library.threads} threads")
         if self.spark is not None:
             parts.append(f"Spark {self.spark.version}, {self.spark.master}")
         if self.torch is not None:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from recommender.params import SOLVERS
+from recommender.params import SOLVERS, ALSParams
+
+OBJECTIVES = ("explicit", "implicit")
 
 
 class Launcher(Enum):
@@ -29,6 +31,8 @@ class Need(Enum):
     JVM = "jvm"  # Java 17+ for Spark
     JDK = "jdk"  # javac, to build the jar
     TORCH = "torch"  # PyTorch (requirements-torch.txt)
+    IMPLICIT = "implicit"  # the `implicit` library (requirements-peers.txt)
+    LENSKIT = "lenskit"  # LensKit (requirements-peers.txt)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class Implementation:
     reads_test: bool = False  # evaluates on a predefined test file (--test, `--data ml-100k:u1`)
     versus: str | None = None  # the implementation the report compares it with (the study: Scala over Python)
     solvers: tuple[str, ...] = ("cholesky",)  # `ALSParams.solver`s it has (MLlib solves each row by Cholesky)
+    objectives: tuple[str, ...] = OBJECTIVES  # explicit (ratings) and implicit (`ALSParams.implicit`) feedback
+    ours: bool = False  # this suite's own solver (the peers table's ratios are to the fastest of these)
+    peer: bool = False  # another library's ALS, measured beside ours (recommender/peers)
     # The study's time relative to Scala's on the same API (EMR's cost estimate): its Python RDD
     # recommender took 858 s where Scala took 191 s.
     slowdown: tuple[tuple[str, float], ...] = ()
@@ -95,11 +102,25 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
         "torch", "PyTorch ALS on one node, CPU or CUDA, no Spark",
         (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH}), engine="recommender.tensor.single:run",
         devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True, solvers=SOLVERS,
+        ours=True,
     ),
     Implementation(
         "torch-spark", "PyTorch ALS distributed by Spark (DataFrame input), CPU or CUDA per task",
         ("df",), Launcher.PYSPARK, frozenset({Need.JVM, Need.TORCH}), engine="recommender.spark.engines:torch_spark",
         devices=("cpu", "cuda"), emr=False, reads_parquet=True, recommends=True, reads_test=True, solvers=SOLVERS,
+        ours=True,
+    ),
+    Implementation(
+        "implicit", "the implicit library's CPU ALS (Cython, OpenMP): implicit feedback only, CG or Cholesky",
+        (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH, Need.IMPLICIT}),
+        engine="recommender.peers.implicit_als:run", emr=False, reads_parquet=True, recommends=True, reads_test=True,
+        solvers=SOLVERS, objectives=("implicit",), peer=True,
+    ),
+    Implementation(
+        "lenskit", "LensKit's ALS (Rust kernels): BiasedMF for explicit ratings, ImplicitMF with --implicit",
+        (NO_SPARK_API,), Launcher.PYTHON, frozenset({Need.TORCH, Need.LENSKIT}),
+        engine="recommender.peers.lenskit_als:run", emr=False, reads_parquet=True, recommends=True, reads_test=True,
+        peer=True,
     ),
 )
 
@@ -121,9 +142,15 @@ def check_api(impl: Implementation, api: str) -> None:
         raise ValueError(f"the {impl.name} implementation has the {'/'.join(impl.apis)} API, not {api!r}")
 
 
-def check_solver(impl: Implementation, solver: str) -> None:
-    if solver not in impl.solvers:
-        raise ValueError(f"--solver {solver}: the {impl.name} implementation solves by {'/'.join(impl.solvers)} only")
+def lacks(impl: Implementation, params: ALSParams) -> str | None:
+    """Why `impl` cannot fit `params` (a solver or an objective it does not have), or None."""
+    if params.solver not in impl.solvers:
+        return f"the {impl.name} implementation solves by {'/'.join(impl.solvers)} only, not {params.solver}"
+    objective = "implicit" if params.implicit else "explicit"
+    if objective not in impl.objectives:
+        return (f"the {impl.name} implementation fits {'/'.join(impl.objectives)} feedback only, "
+                f"not {objective} (--implicit)")
+    return None
 
 
 def help_text() -> str:

@@ -48,11 +48,17 @@ def test_cores_beyond_the_machine_are_dropped_and_all_means_every_core(catalogue
 def test_the_local_grid_stays_small(catalogue: grid.Catalogue) -> None:
     cases = grid.expand(catalogue, catalogue.grid("local"), max_cores=2)
     assert {c.device for c in cases} == {"cpu"}
-    assert {c.data for c in cases} == {"ml-100k", "ml-1m"}
+    assert {c.data for c in cases} == {"ml-100k", "ml-1m", "positives:4:ml-100k"}
     # 5 MLlib implementation/API pairs: 1M on 1 and 2 cores, 100k on 2; both PyTorch engines on both
-    assert len(cases) == 5 * 3 + 2 * 2
-    assert {(c.impl, c.api) for c in cases if c.impl.startswith("torch")} == {
+    studied = [c for c in cases if not c.swept]
+    assert len(studied) == 5 * 3 + 2 * 2
+    assert {(c.impl, c.api) for c in studied if c.impl.startswith("torch")} == {
         ("torch", "none"), ("torch-spark", "df")}
+    # The peers on ml-100k at rank 10, each at 5 and 15 iterations: implicit and torch implicit, LensKit both
+    # ways, torch explicit.
+    peers = [c for c in cases if c.swept]
+    assert len(peers) == 5 * 2 and {dict(c.swept)["iterations"] for c in peers} == {5, 15}
+    assert {c.impl for c in peers} == {"implicit", "lenskit", "torch"} and not any(c.skip for c in peers)
 
 
 def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
@@ -280,11 +286,11 @@ def test_bad_grid_narrowings_and_params_name_the_file_and_the_key(tmp_path: Path
 
 
 def test_the_implicit_experiment_and_its_grids(catalogue: grid.Catalogue) -> None:
-    """Every implementation and API, explicit and implicit, ranks 10 and 64, with a holdout and the
-    recommend phase leaving rated items out; smoke runs one implicit torch case, local none."""
+    """Every implementation and API but the peers', explicit and implicit, ranks 10 and 64, with a holdout and
+    the recommend phase leaving rated items out; smoke runs one implicit torch case, local none."""
     implicit = grid.expand(catalogue, catalogue.grid("implicit"), max_cores=2)
     pairs = {(c.impl, c.api) for c in implicit}
-    assert pairs == {(i.name, api) for i in registry.IMPLEMENTATIONS for api in i.apis}
+    assert pairs == {(i.name, api) for i in registry.IMPLEMENTATIONS if not i.peer for api in i.apis}
     assert len(implicit) == len(pairs) * 4 and {c.data for c in implicit} == {"ml-100k"}
     assert {c.variant for c in implicit} == {f"rank={r} holdout=0.2 implicit={i}"
                                              for r in (10, 64) for i in ("false", "true")}
@@ -295,7 +301,8 @@ def test_the_implicit_experiment_and_its_grids(catalogue: grid.Catalogue) -> Non
     assert {c.data for c in grid.expand(catalogue, catalogue.grid("implicit_20m"), 2)} == {"ml-20m"}
     smoke = [c for c in grid.expand(catalogue, catalogue.grid("smoke"), max_cores=2) if c.swept]
     assert [c.id for c in smoke] == ["torch-none-cpu-2c-ml-100k,rank=10,holdout=0.2,implicit=true"]
-    assert not any(c.swept for c in grid.expand(catalogue, catalogue.grid("local"), max_cores=2))
+    local = grid.expand(catalogue, catalogue.grid("local"), max_cores=2)
+    assert all("iterations" in dict(c.swept) for c in local if c.swept)  # the peers' cases, none of implicit's
     case = next(c for c in implicit if c.impl == "scala" and c.variant == "rank=64 holdout=0.2 implicit=true")
     launch = Launch(master="local[2]")
     cmd = runner.case_command(case, "/d/r.csv", catalogue.grid("implicit").params, launch, 10, False)

@@ -71,9 +71,16 @@ def test_solver_choices_are_checked() -> None:
         cli.build_parser().parse_args(["run", "--data", "x", "--solver", "lu"])
     with pytest.raises(ValueError, match="solver 'lu'"):
         ALSParams(solver="lu")
-    with pytest.raises(ValueError, match="cholesky only"):
-        registry.check_solver(registry.get("python"), "cg")
-    registry.check_solver(registry.get("torch"), "cg")
+    assert "cholesky only, not cg" in str(registry.lacks(registry.get("python"), ALSParams(solver="cg")))
+    assert registry.lacks(registry.get("torch"), ALSParams(solver="cg")) is None
+
+
+def test_an_implicit_only_library_refuses_explicit_feedback() -> None:
+    implicit = registry.get("implicit")
+    assert registry.lacks(implicit, ALSParams()) == (
+        "the implicit implementation fits implicit feedback only, not explicit (--implicit)")
+    assert registry.lacks(implicit, ALSParams(implicit=True, solver="cg")) is None
+    assert registry.lacks(registry.get("lenskit"), ALSParams(implicit=True, solver="cg")) is not None
 
 
 SOURCES = [p for folder in ("recommender", "experiments", "emr") for p in (ROOT / folder).rglob("*.py")]

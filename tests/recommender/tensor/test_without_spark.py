@@ -45,7 +45,7 @@ def test_the_torch_engine_runs_without_pyspark(bare_env: dict[str, str], tmp_pat
     proc = subprocess.run(cmd, env=bare_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = parse_result_line(proc.stdout)  # here, where jsonschema is
-    assert result["runtime"] == {"spark": None, "torch": result["runtime"]["torch"]}
+    assert result["runtime"] == {"spark": None, "torch": result["runtime"]["torch"], "library": None}
     assert result["recommended"] == {"k": 5, "users": result["counts"]["users"], "exclude_rated": True,
                                      "relevance": None}
     assert result["metrics"]["ranking"]["k"] == result["metrics"]["baseline"]["k"] == 5  # numpy, no Spark
