@@ -45,6 +45,11 @@ def _slope(iterations: pd.Series, seconds: pd.Series) -> float:
     return slope if slope > 0 else math.nan
 
 
+def _left_out(exclude_rated: object) -> bool:
+    """Whether a case's lists left rated items out (None: it had no recommend phase)."""
+    return isinstance(exclude_rated, bool | np.bool_) and bool(exclude_rated)
+
+
 def table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per library setting run at two or more iteration counts (module docstring)."""
     rows = []
@@ -60,7 +65,7 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
             "iterations": "/".join(str(n) for n in sorted(runs.iterations.unique())),
             "s/iteration": _slope(runs.iterations, runs.fit_s), "total (s)": last.time_s,
             "peak RSS (GB)": last.peak_rss_bytes / 1e9 if last.peak_rss_bytes else math.nan,
-            "NDCG@k": last.get("ndcg", math.nan) if last.get("exclude_rated") is True else math.nan,
+            "NDCG@k": last.get("ndcg", math.nan) if _left_out(last.get("exclude_rated")) else math.nan,
             "RMSE": math.nan if last.implicit else last.holdout_rmse,
             "busy": bool(runs.busy.any()),
         })
