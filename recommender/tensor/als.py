@@ -91,6 +91,12 @@ class Side:
     def rows(self) -> int:
         return self.indicator.shape[0] // self.blocks
 
+    @property
+    def all_positive(self) -> bool:
+        """Whether every rating is > 0, as `make_side` records it (one tensor for both counts): the implicit
+        weights then need no |r| and no mask."""
+        return self.positives is self.counts
+
 
 def gram_blocks(n_rows: int, n_cols: int, n_ratings: int, rank: int, device: torch.device) -> int:
     """Column blocks for `make_side` so that each block's packed outer products fit `GRAM_BLOCK_BYTES`,
@@ -314,8 +320,19 @@ def _row_sums(side: Side, parts: list[_Part], dense: torch.Tensor,
 def _rhs(side: Side, parts: list[_Part], fixed: torch.Tensor, how: Solve) -> torch.Tensor:
     """Each row's right-hand side: sum_i r y_i (explicit), or sum_{r > 0} (1 + alpha r) y_i (implicit)."""
     if how.implicit:
-        return _row_sums(side, parts, fixed, lambda ratings: torch.where(ratings > 0, 1 + how.alpha * ratings, 0))
+        return _row_sums(side, parts, fixed, lambda ratings: _preferred_confidences(side, ratings, how))
     return _row_sums(side, parts, fixed, lambda ratings: ratings)
+
+
+def _preferred_confidences(side: Side, ratings: torch.Tensor, how: Solve) -> torch.Tensor:
+    """c p of a part's ratings: 1 + alpha r where r > 0, else 0; no mask where all the side's ratings are > 0."""
+    confidence = ratings.mul(how.alpha).add_(1)
+    return confidence if side.all_positive else confidence.where(ratings > 0, 0)
+
+
+def _magnitudes(side: Side, ratings: torch.Tensor) -> torch.Tensor:
+    """|r| of a part's ratings: the ratings themselves, no per-rating temporary, where all the side's are > 0."""
+    return ratings if side.all_positive else ratings.abs()
 
 
 def solve_side(side: Side, fixed: torch.Tensor, how: Solve, gram: torch.Tensor | None = None,
@@ -342,13 +359,12 @@ def _cholesky(side: Side, parts: list[_Part], fixed: torch.Tensor, how: Solve, g
     implicit, None for explicit."""
     k = fixed.shape[1]
     upper, unpack = _packing(k, fixed.device)
-    pairs = fixed[:, upper[0]] * fixed[:, upper[1]]  # cols x k(k+1)/2: each y y^T, packed
     if gram is None:  # explicit: sum_i y y^T; rows x k(k+1)/2, each row's Gram matrix, packed
-        packed = _row_sums(side, parts, pairs)
-    else:  # implicit: Y^T Y + sum_i alpha |r| y y^T
-        packed = _row_sums(side, parts, pairs, lambda ratings: ratings.abs().mul_(how.alpha))
+        packed = _row_sums(side, parts, fixed[:, upper[0]] * fixed[:, upper[1]])
+    else:  # implicit: Y^T Y + sum_i |r| (alpha y) y^T, alpha in the packed outer products rather than in the weights
+        packed = _row_sums(side, parts, (fixed * how.alpha)[:, upper[0]] * fixed[:, upper[1]],
+                           lambda ratings: _magnitudes(side, ratings))
         packed += gram[upper[0], upper[1]]
-    del pairs
     ridge, rhs = _ridge(side, how), _rhs(side, parts, fixed, how)
     if fixed.device.type == "cpu" and k <= PACKED_MAX_RANK:
         return _solve_packed(packed, ridge, rhs, chunk_bytes)

@@ -75,11 +75,17 @@ def relative_error(got: Tensor, expected: Tensor) -> float:
 @pytest.mark.parametrize("implicit", OBJECTIVES)
 @pytest.mark.parametrize("rank", [4, torch_als.PACKED_MAX_RANK + 4])  # the packed Cholesky, then LAPACK's
 @pytest.mark.parametrize("blocks", [1, 3])
-def test_a_half_iteration_solves_the_dense_normal_equations(implicit: bool, rank: int, blocks: int) -> None:
+@pytest.mark.parametrize("positive", [pytest.param(False, id="mixed"), pytest.param(True, id="positive")])
+def test_a_half_iteration_solves_the_dense_normal_equations(implicit: bool, rank: int, blocks: int,
+                                                            positive: bool) -> None:
+    """Mixed signs, and all ratings > 0 (where the implicit weights skip |r| and the mask)."""
     u, i, r = mixed_ratings(0)
+    r = np.abs(r) + 0.5 if positive else r
     how = torch_als.Solve(0.3, implicit=implicit, alpha=2.0)
     fixed = fixed_factors(N_ITEMS, rank, 1)
-    solved = torch_als.solve_side(side_of(u, i, r, N_USERS, N_ITEMS, blocks), fixed, how)
+    side = side_of(u, i, r, N_USERS, N_ITEMS, blocks)
+    assert side.all_positive == positive
+    solved = torch_als.solve_side(side, fixed, how)
     expected = reference_solve(u, i, r, fixed.numpy(), N_USERS, how)
     np.testing.assert_allclose(solved.double().numpy(), expected, rtol=2e-4, atol=2e-5)
 
