@@ -9,14 +9,16 @@ MLlib's DataFrame ALS on this small file (measured: 0.74% on training MSE; on ml
 0.15%, `tests/recommender/tensor/test_engines.py`), where a wrong regularization scaling moves the
 holdout RMSE by over 5%. Every implementation with the recommend phase runs it (`--top-k`):
 MLlib's lists give the same ranking metrics from every language, a PyTorch engine's within
-RANKING_TOLERANCE, and the most-popular baseline is the same everywhere.
+RANKING_TOLERANCE, and the most-popular baseline is the same everywhere. A peer library (another objective:
+tests/recommender/peers grounds its figures) runs with the objective it has and names itself and its
+version; the engine that ranks its factors, torch, names itself too.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from recommender.data.readers import write_study_csv
 from recommender.data.synthetic import SyntheticSpec, generate
 from recommender.engine import Job
 from recommender.launch import registry
-from recommender.launch.registry import Launcher
+from recommender.launch.registry import Implementation, Launcher, Need
 from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
@@ -34,6 +36,7 @@ from tests.engines import SUBMIT
 
 pytestmark = [pytest.mark.spark, pytest.mark.parity]
 PARAMS = ALSParams(rank=6, iterations=12, reg=0.05, seed=11, blocks=2, holdout=0.25)
+IMPLICIT_PARAMS = replace(PARAMS, implicit=True, alpha=3.0)  # for an implementation without explicit feedback
 CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS for api in impl.apis]
 MLLIB_TOLERANCE = 1e-9
 ENGINE_TOLERANCE = 0.02
@@ -56,6 +59,10 @@ def results() -> dict[tuple[str, str], dict[str, Any]]:
     return {}
 
 
+def params_for(impl: Implementation) -> ALSParams:
+    return PARAMS if "explicit" in impl.objectives else IMPLICIT_PARAMS
+
+
 def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str], dict[str, Any]],
               request: pytest.FixtureRequest) -> dict[str, Any]:
     if (impl_name, api) not in cache:
@@ -65,7 +72,7 @@ def result_of(impl_name: str, api: str, ratings: str, cache: dict[tuple[str, str
             pytest.skip(reason)
         if impl.launcher is Launcher.JVM:
             request.getfixturevalue("jar")
-        job = Job(api, ratings, "contract", PARAMS, top_k=TOP_K if impl.recommends else 0, clip=CLIP)
+        job = Job(api, ratings, "contract", params_for(impl), top_k=TOP_K if impl.recommends else 0, clip=CLIP)
         cmd = command(impl, job_arguments(job), SUBMIT)
         proc = subprocess.run(cmd, env=submit_env(), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -80,11 +87,15 @@ def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: s
     result = result_of(impl, api, ratings, results, request)
     reference = result_of(registry.DEFAULT, "df", ratings, results, request)  # MLlib's DataFrame ALS
     assert (result["impl"], result["api"], result["data"]) == (impl, api, "contract")
-    assert result["params"] == asdict(PARAMS) | ({} if implementation.uses_spark else {"blocks": 1})
+    assert result["params"] == asdict(params_for(implementation)) | ({} if implementation.uses_spark else {"blocks": 1})
     assert result["counts"] == reference["counts"]
     assert (result["runtime"]["spark"] is not None) == implementation.uses_spark
-    assert result["metrics"]["clip"] == list(CLIP)
-    assert (result["runtime"]["torch"] is not None) == implementation.own_gpu_solver
+    assert result["metrics"]["clip"] == (None if params_for(implementation).implicit else list(CLIP))  # preferences
+    assert (result["runtime"]["torch"] is not None) == (Need.TORCH in implementation.needs)
+    library = result["runtime"]["library"]
+    assert (library is not None) == implementation.peer
+    if implementation.peer:
+        assert library["name"] == impl and library["version"] and library["threads"] >= 1
     if sys.platform == "linux":  # every line carries its process's peak RSS where /proc tells it
         assert result["resources"][memory.PEAK_RSS] > 0
     recommends = {"recommend"} if implementation.recommends else set()
@@ -101,7 +112,7 @@ def test_every_implementation_keeps_the_contract(impl: str, api: str, ratings: s
             assert ranked["users"] == expected["users"]
             for key in ("precision", "recall", "ndcg", "map"):
                 assert ranked[key] == pytest.approx(expected[key], abs=RANKING_TOLERANCE), key
-    else:  # MLlib, from any language: the same solver, the same lists
+    elif not implementation.peer:  # MLlib, from any language: the same solver, the same lists
         same_api = result_of(registry.DEFAULT, api, ratings, results, request)
         for key in ("train_mse", "holdout_rmse", "holdout_mae"):
             assert result["metrics"][key] == pytest.approx(same_api["metrics"][key], abs=MLLIB_TOLERANCE), key
