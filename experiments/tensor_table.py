@@ -9,6 +9,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from recommender import memory
+
 GIB = 2**30
 
 
@@ -19,7 +21,7 @@ def rows(document: dict[str, Any]) -> list[dict[str, Any]]:
         extra = bench["extra_info"]
         case, result = extra["case"], extra["result"]
         phases = result["phases"]
-        peak = result["resources"].get("peak_device_bytes")
+        peak = result["resources"].get(memory.PEAK_DEVICE)
         out.append({
             "data": case["data"],
             "device": extra["device_name"] if case["device"] == "gpu" else f"cpu ×{case['cores']}",

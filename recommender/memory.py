@@ -14,7 +14,7 @@ What each key measures (all in bytes):
   Python workers, which hold that engine's ratings (`recommender/tensor/on_spark/figures.py`, beside
   its other per-task figures).
 
-torch on CUDA also records `peak_device_bytes`, the most CUDA memory torch allocated: not RSS, and
+torch on CUDA also records `peak_device_bytes` (PEAK_DEVICE), the most CUDA memory torch allocated: not RSS, and
 not among these process peaks.
 
 The peaks are read as VmHWM from /proc/<pid>/status, not as getrusage's ru_maxrss: on Linux a
@@ -32,6 +32,8 @@ PEAK_RSS = "peak_rss_bytes"
 JVM_PEAK_RSS = "jvm_peak_rss_bytes"
 TASK_PEAK_RSS = "peak_rss_bytes_max"
 PROCESS_PEAKS = (PEAK_RSS, JVM_PEAK_RSS, TASK_PEAK_RSS)  # the RSS peaks of whole processes
+PEAK_DEVICE = "peak_device_bytes"  # torch on CUDA: the most memory it allocated there
+TASK_PEAK_DEVICE = "peak_device_bytes_max"  # torch-spark on CUDA: the largest task's
 
 
 def peak_rss_bytes(pid: int | None = None) -> int | None:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recommender import ranking
+from recommender import memory, ranking
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.readers import read_any
 from recommender.engine import Job, Outcome
@@ -191,7 +191,7 @@ def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
         items=loaded.distinct_items, train=len(tr), holdout=len(loaded.held_ratings),
         train_predictions=len(train_pred), holdout_predictions=n_hold,
     )
-    resources = ({"peak_device_bytes": float(torch.cuda.max_memory_allocated(device))}
+    resources = ({memory.PEAK_DEVICE: float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})
     return Outcome(counts, metrics, fitted.runtime, blocks=1, skipped_examples=loaded.problems,
                    resources=resources, recommended=recommended)

@@ -61,7 +61,7 @@ class StageFigures:
             memory.TASK_PEAK_RSS: max(t.peak_rss_bytes for t in self.tasks),
             "peak_rss_above_start_bytes_max": max(above),
             "start_rss_bytes_max": max(t.start_rss_bytes for t in self.tasks),
-            "peak_device_bytes_max": max(t.peak_device_bytes for t in self.tasks),
+            memory.TASK_PEAK_DEVICE: max(t.peak_device_bytes for t in self.tasks),
             "held_bytes_max": max(t.held_bytes for t in self.tasks),
             "tensor_bytes_max": max(t.tensor_bytes for t in self.tasks),
             "peak_rss_per_held_byte": round(max(t.peak_rss_bytes / max(t.held_bytes, 1) for t in self.tasks), 3),

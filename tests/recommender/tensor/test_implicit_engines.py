@@ -1,5 +1,6 @@
 """The PyTorch engines' implicit model against MLlib's `implicitPrefs` on ml-100k: the same objective
-reached, and the same ranking quality on the u1 split; CG against Cholesky at ranks 10 and 64.
+reached, and the same ranking quality on the u1 split (torch, and torch-spark on 1, 2 and 4 tasks); CG
+against Cholesky at ranks 10 and 64.
 
 The engines start from other random factors than MLlib (another RNG), so they land on another
 optimum of the same non-convex objective: the objective's value is held to 1% and NDCG@10 to 0.01,
@@ -11,17 +12,22 @@ Cholesky and 136,905 with CG, 0.30% and 0.31% lower.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from recommender.data.columns import ITEM, RATING, USER
 from recommender.data.readers import read_any
 from recommender.data.sources import Prepared, prepare
+from recommender.launch import registry
 from recommender.objective import objective_numpy
 from recommender.params import ALSParams
-from recommender.result import RunResult
+from recommender.result import RunResult, parse_result_line
 from tests.engines import run_engine
 
 torch = pytest.importorskip("torch", reason="the PyTorch engines need torch: pip install -r requirements-torch.txt")
@@ -76,8 +82,8 @@ def test_torch_reaches_mllibs_implicit_objective(spark, movielens_dir: Path, sol
     assert ours == pytest.approx(mllib, rel=0.01)
 
 
-def ranked(impl: str, u1: Prepared, params: ALSParams, spark=None, **options: object) -> RunResult:  # type: ignore[no-untyped-def]
-    parquet = impl.startswith("torch")
+def ranked(impl: str, u1: Prepared, params: ALSParams, spark=None, **options: Any) -> RunResult:  # type: ignore[no-untyped-def]
+    parquet = registry.get(impl).reads_parquet
     return run_engine(impl, u1.input_for(parquet), params=params, data="ml-100k:u1", spark=spark, top_k=10,
                       test=u1.test_for(parquet), **options)
 
@@ -87,14 +93,31 @@ def ndcg(result: RunResult) -> float:
     return result.metrics.ranking.ndcg
 
 
-def test_the_engines_rank_u1_as_mllib_does(spark, u1: Prepared) -> None:  # type: ignore[no-untyped-def]
-    mllib = ranked("python", u1, PARAMS, spark, api="df")
+@pytest.fixture(scope="module")
+def mllib(spark, u1: Prepared) -> RunResult:  # type: ignore[no-untyped-def]
+    return ranked("python", u1, PARAMS, spark, api="df")
+
+
+def test_the_engines_rank_u1_as_mllib_does(spark, u1: Prepared, mllib: RunResult) -> None:  # type: ignore[no-untyped-def]
     base = mllib.metrics.baseline
     assert base is not None and ndcg(mllib) > 1.4 * base.ndcg  # implicit ALS beats most popular
     for blocks in (1, 2):
         distributed = ranked("torch-spark", u1, dataclasses.replace(PARAMS, blocks=blocks), spark)
         assert ndcg(distributed) == pytest.approx(ndcg(mllib), abs=0.01), blocks
     assert ndcg(ranked("torch", u1, PARAMS)) == pytest.approx(ndcg(mllib), abs=0.01)
+
+
+def test_four_tasks_rank_u1_as_mllib_does(u1: Prepared, mllib: RunResult) -> None:
+    """Four barrier tasks need four slots: the CLI with its own local[4] Spark, as a user runs it."""
+    command = [sys.executable, "-m", "recommender", "run", "--data", "ml-100k:u1", "--impl", "torch-spark",
+               "--master", "local[4]", "--blocks", "4", "--driver-memory", "1g", "--top-k", "10", "--implicit",
+               "--rank", str(PARAMS.rank), "--iterations", str(PARAMS.iterations), "--reg", str(PARAMS.reg),
+               "--alpha", str(PARAMS.alpha), "--seed", str(PARAMS.seed)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = parse_result_line(done.stdout)
+    assert result["params"]["blocks"] == 4 and result["resources"]["tasks"] == 4
+    assert result["metrics"]["ranking"]["ndcg"] == pytest.approx(ndcg(mllib), abs=0.01)
 
 
 @pytest.mark.parametrize("rank", [10, 64])
