@@ -61,6 +61,23 @@ def test_the_local_grid_stays_small(catalogue: grid.Catalogue) -> None:
     assert {c.impl for c in peers} == {"implicit", "lenskit", "torch"} and not any(c.skip for c in peers)
 
 
+def test_the_peers_grids_measure_each_library_at_two_iteration_counts(catalogue: grid.Catalogue) -> None:
+    """Each (library, objective, rank) at two iteration counts (the peers table's slope); the high-rank grid
+    is the full one's cases at rank 64 and 128, LensKit's slow explicit rank 128 left out."""
+    full = grid.expand(catalogue, catalogue.grid("peers"), max_cores=2)
+    high = grid.expand(catalogue, catalogue.grid("peers_high_rank"), max_cores=2)
+    def counts(cases: list[grid.Case]) -> dict[tuple[str, str, object], set[object]]:
+        out: dict[tuple[str, str, object], set[object]] = {}
+        for case in cases:
+            swept = dict(case.swept)
+            out.setdefault((case.impl, case.data, swept["rank"]), set()).add(swept["iterations"])
+        return out
+    assert all(len(its) == 2 for its in counts(full).values()) and len(full) == 44
+    assert counts(full)[("python", "positives:4:ml-20m", 64)] == {1, 2}  # minutes an MLlib iteration there
+    assert {case.id for case in high} < {case.id for case in full}
+    assert {dict(c.swept)["rank"] for c in high} == {64, 128} and ("lenskit", "ml-20m", 128) not in counts(high)
+
+
 def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
     selection = Selection(impls=["scala"], apis=["rdd"], cores=[1])
     cases = grid.expand(catalogue, catalogue.grid("study"), 8, selection, lambda d: f"synthetic:{d}")
