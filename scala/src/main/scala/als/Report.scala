@@ -34,7 +34,7 @@ object Report {
       "runtime" -> JObj(Seq(
         "spark" -> JObj(Seq("version" -> JStr(sc.version), "master" -> JStr(sc.master), "app_id" -> JStr(sc.applicationId),
           "default_parallelism" -> JInt(sc.defaultParallelism.toLong))),
-        "torch" -> JNull)),
+        "torch" -> JNull, "library" -> JNull)),
       "resources" -> Memory.resources,
       "started_at" -> JStr(t.startedAt),
       "skipped_examples" -> JArr(r.skipped.map(JStr)))))
