@@ -18,9 +18,9 @@ from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from tests.bad_inputs import ACCEPTED, BAD_LINES, jvm_message
 from tests.engines import SUBMIT
+from tests.jvm.cases import SHARED_RDD_PATH, cases_in_ci
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
-IMPLS = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
 GOOD = "".join(f"{u},{i},{(u * i) % 5 + 1}.0\n" for u in range(1, 9) for i in range(1, 9))
 PARAMS = ALSParams(rank=2, iterations=2, reg=0.1)
 CASES = sorted(BAD_LINES)
@@ -41,7 +41,7 @@ def result_of(stdout: str) -> dict:
     return json.loads(lines[0][len("ALS_RESULT ") :])
 
 
-@pytest.mark.parametrize("impl, api", IMPLS)
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 @pytest.mark.parametrize("chunk", range(len(CHUNKS)))
 def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Path, impl: str, api: str,
                                                          chunk: int) -> None:
@@ -57,7 +57,7 @@ def test_every_bad_line_is_skipped_and_named_like_python(jar: Path, tmp_path: Pa
     ]
 
 
-@pytest.mark.parametrize("impl, api", IMPLS)
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl: str, api: str) -> None:
     """Fitted end to end, so without the largest rating, which MLlib cannot fit (a singular matrix, below)."""
     lines = [line for name, (line, _) in ACCEPTED.items() if name != "largest rating"]
@@ -68,7 +68,7 @@ def test_documented_acceptances_and_blank_lines(jar: Path, tmp_path: Path, impl:
     assert result_of(proc.stdout)["counts"]["ratings"] == 64 + len(lines)
 
 
-@pytest.mark.parametrize("impl, api", IMPLS)
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_a_rating_past_the_limit_a_singular_fit_and_an_empty_training_set_are_clean_errors(jar: Path, tmp_path: Path,
                                                                      impl: str, api: str) -> None:
     path = tmp_path / "ratings.csv"

@@ -28,6 +28,7 @@ from recommender.launch.submit import JAR, ROOT, command, job_arguments, submit_
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
 from tests.engines import SUBMIT, plausible_peak, run_engine
+from tests.jvm.cases import SHARED_RDD_PATH, cases_in_ci
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark]
 TOLERANCE = 1e-9
@@ -115,14 +116,14 @@ def test_a_jvm_result_line_carries_its_jvms_peak_rss(jar: Path, synthetic_csv: s
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("impl, api", [("scala", "rdd"), ("scala", "df"), ("java", "rdd")])
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_parity_on_synthetic(spark, jar: Path, synthetic_csv: str, impl: str, api: str) -> None:
     python = run_engine("python", synthetic_csv, api, PARAMS, data="test", spark=spark)
     compare(parse_result_line(python.to_line()), jvm_result(impl, synthetic_csv, api))
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("impl, api", [("scala", "rdd"), ("scala", "df"), ("java", "rdd")])
+@pytest.mark.parametrize("impl, api", cases_in_ci())
 def test_parity_on_ml100k(spark, jar: Path, movielens_dir: Path, tmp_path_factory, impl: str, api: str) -> None:
     csv = prepare("ml-100k", movielens_dir, tmp_path_factory.mktemp("cache")).csv
     python = run_engine("python", csv, api, PARAMS, data="test", spark=spark)
@@ -137,7 +138,7 @@ IMPLICIT = ALSParams(rank=5, iterations=5, reg=0.1, seed=42, holdout=0.2, implic
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("impl, api", [("scala", "rdd"), ("scala", "df"), ("java", "rdd")])
+@pytest.mark.parametrize("impl, api", cases_in_ci())
 def test_implicit_parity_on_ml100k(spark, jar: Path, movielens_dir: Path, tmp_path_factory, impl: str,
                                    api: str) -> None:
     """The JVM side is given ml-100k's scale, as `run` passes it: a preference has none, so it must

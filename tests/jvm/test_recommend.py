@@ -21,13 +21,13 @@ from recommender.launch.submit import command, job_arguments, submit_env
 from recommender.params import ALSParams
 from recommender.result import parse_result_line
 from tests.engines import SUBMIT, run_engine
+from tests.jvm.cases import SHARED_RDD_PATH, cases_in_ci
 
 pytestmark = [pytest.mark.scala, pytest.mark.spark, pytest.mark.parity]
 TOLERANCE = 1e-9  # tests/jvm/test_parity.py: MLlib from any language on the same file
 PARAMS = ALSParams(rank=10, iterations=10, reg=0.1, seed=42)
 TOP_K = 10
 CLIP = (1.0, 5.0)
-JVM_CASES = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
 SECOND_PASS = re.compile(r"recommend: k = \d+, asked k \+ (\d+) of every user, then k \+ (\d+) of (\d+) users")
 
 
@@ -52,7 +52,7 @@ def python_u1(spark: Any, u1: tuple[str, str]) -> dict[str, dict[str, Any]]:
                                               test=test, clip=CLIP).to_line()) for api in ("rdd", "df")}
 
 
-@pytest.mark.parametrize("impl, api", JVM_CASES, ids=[f"{i}-{a}" for i, a in JVM_CASES])
+@pytest.mark.parametrize("impl, api", cases_in_ci())
 def test_jvm_on_u1_gives_pythons_figures(jar: Path, u1: tuple[str, str], python_u1: dict, impl: str,
                                          api: str) -> None:
     proc = submit(impl, u1[0], api, u1[1])
@@ -82,7 +82,7 @@ def heavy_users(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("impl, api", JVM_CASES, ids=[f"{i}-{a}" for i, a in JVM_CASES])
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_the_second_pass_gives_pythons_lists(spark: Any, jar: Path, heavy_users: str, impl: str, api: str) -> None:
     """Python's two passes give the one-pass lists (tests/recommender/test_ranking.py); the JVM's
     second pass runs here and gives the same ranking metrics (the lists are not in the result line)."""
@@ -103,7 +103,7 @@ def test_the_second_pass_gives_pythons_lists(spark: Any, jar: Path, heavy_users:
     assert ours["baseline"] == pytest.approx(asdict(baseline), abs=TOLERANCE)
 
 
-@pytest.mark.parametrize("impl, api", JVM_CASES, ids=[f"{i}-{a}" for i, a in JVM_CASES])
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_a_bad_test_file_is_named_with_its_line(jar: Path, tmp_path: Path, impl: str, api: str) -> None:
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
     train.write_text("".join(f"{u},{i},{(u + i) % 5 + 1}\n" for u in range(1, 9) for i in range(1, 9)))

@@ -1,0 +1,21 @@
+"""The JVM implementations that tests/jvm checks, and the subset of them that CI runs a check on.
+
+Scala's RDD job and Java's share the RDD reader (`Loading.settleRatings`) and the RDD top-k
+(`Recommend.rdd`), so a check of those paths in CI runs on Java's RDD and Scala's DataFrame job;
+Scala's RDD job runs it under `slow` (and in CI its contract, ml-100k parity and u1 figures).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+JVM_CASES = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
+SHARED_RDD_PATH = ("scala", "rdd")  # the same RDD reader and top-k as ("java", "rdd")
+
+
+def cases_in_ci(*slow: tuple[str, str]) -> list[Any]:
+    """JVM_CASES as parameters, those in `slow` marked slow; each named impl-api."""
+    return [pytest.param(*case, id="-".join(case), marks=[pytest.mark.slow] if case in slow else [])
+            for case in JVM_CASES]
