@@ -2,7 +2,8 @@
 
 Scala's RDD job and Java's share the RDD reader (`Loading.settleRatings`) and the RDD top-k
 (`Recommend.rdd`), so a check of those paths in CI runs on Java's RDD and Scala's DataFrame job;
-Scala's RDD job runs it under `slow` (and in CI its contract, ml-100k parity and u1 figures).
+Scala's RDD job runs it under `slow` (and in CI its contract and its explicit and implicit
+parity on ml-100k).
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_a_jvm_result_line_carries_its_jvms_peak_rss(jar: Path, synthetic_csv: s
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH, ("java", "rdd")))  # ml-100k: all three
 def test_parity_on_synthetic(spark, jar: Path, synthetic_csv: str, impl: str, api: str) -> None:
     python = run_engine("python", synthetic_csv, api, PARAMS, data="test", spark=spark)
     compare(parse_result_line(python.to_line()), jvm_result(impl, synthetic_csv, api))

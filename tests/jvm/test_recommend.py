@@ -52,7 +52,7 @@ def python_u1(spark: Any, u1: tuple[str, str]) -> dict[str, dict[str, Any]]:
                                               test=test, clip=CLIP).to_line()) for api in ("rdd", "df")}
 
 
-@pytest.mark.parametrize("impl, api", cases_in_ci())
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))
 def test_jvm_on_u1_gives_pythons_figures(jar: Path, u1: tuple[str, str], python_u1: dict, impl: str,
                                          api: str) -> None:
     proc = submit(impl, u1[0], api, u1[1])
