@@ -123,7 +123,7 @@ def test_parity_on_synthetic(spark, jar: Path, synthetic_csv: str, impl: str, ap
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("impl, api", cases_in_ci())
+@pytest.mark.parametrize("impl, api", cases_in_ci(SHARED_RDD_PATH))  # the contract: all three, explicit
 def test_parity_on_ml100k(spark, jar: Path, movielens_dir: Path, tmp_path_factory, impl: str, api: str) -> None:
     csv = prepare("ml-100k", movielens_dir, tmp_path_factory.mktemp("cache")).csv
     python = run_engine("python", csv, api, PARAMS, data="test", spark=spark)
