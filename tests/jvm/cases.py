@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
-JVM_CASES = [("scala", "rdd"), ("scala", "df"), ("java", "rdd")]
+from recommender.launch import registry
+from recommender.launch.registry import Launcher
+
+JVM_CASES = [(impl.name, api) for impl in registry.IMPLEMENTATIONS if impl.launcher is Launcher.JVM
+             for api in impl.apis]
 SHARED_RDD_PATH = ("scala", "rdd")  # the same RDD reader and top-k as ("java", "rdd")
 
 
