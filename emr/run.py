@@ -235,11 +235,11 @@ def build_plan(grid_name: str, gpu: bool, selection: Selection | None = None,
     expansions = {name: parse_fractal(name).base for name in names if name.startswith(FRACTAL)}
     files: dict[str, str] = {}
     if prepare_data:
-        files = {name: prepare(name).csv for name in names if name not in expansions}
+        files = {name: prepare(name).input_for(reads_parquet=False) for name in names if name not in expansions}
         for base in dict.fromkeys(expansions.values()):
             if base not in files:
                 prepared = prepare(base)
-                files[base] = prepared.parquet or prepared.csv
+                files[base] = prepared.input_for(reads_parquet=True)
     return GridPlan(cases, rounds or chosen.rounds, chosen.params, catalogue.devices[device], files,
                     {name: grid_module.expected_ratings(name) or 0 for name in names}, chosen.top_k,
                     chosen.include_rated, expansions)

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     prepared = prepare(args.data)
-    path = prepared.parquet or prepared.csv
+    path = prepared.input_for(reads_parquet=True)
     config = SessionConfig(master=args.master, driver_memory=args.driver_memory,
                            confs={"spark.sql.shuffle.partitions": "8"})
     with spark_session(config) as spark:

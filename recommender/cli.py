@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("name", help="ml-100k, synthetic:ml-20m[:SEED], fractal:BASE:RxC[:SEED], ...")
     data.add_argument("--stats", type=Path, default=None, metavar="OUTDIR",
                       help="fractal:... only: write its statistics against the base (table, degree and scree plots)")
+    data.add_argument("--csv", action="store_true",
+                      help="fractal:... only: write the study's CSV too, for the engines that read text (every "
+                           "other set has it; Parquet alone otherwise: 1.2 billion lines of text are over 20 GB)")
     _data_options(data)
     return parser
 
@@ -123,9 +126,9 @@ def _data(args: argparse.Namespace) -> int:
     from recommender.data.sources import prepare
 
     try:
-        prepared = prepare(args.name, args.data_dir, args.cache_dir)
+        prepared = prepare(args.name, args.data_dir, args.cache_dir, text=args.csv)
         # A file of the user's: check every line, naming the first bad one.
-        frame = read_ratings(prepared.csv).frame if prepared.ratings is None else None
+        frame = read_ratings(prepared.input_for(reads_parquet=False)).frame if prepared.ratings is None else None
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -150,8 +153,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         check_master(args.master)
         confs = local_confs(args.master, parse_confs(args.conf))  # as the grid's for a local master
-        prepared = prepare(args.data, args.data_dir, args.cache_dir)
         impl = registry.get(args.impl)
+        prepared = prepare(args.data, args.data_dir, args.cache_dir, text=not impl.reads_parquet)
         impl, job = job_from(args, prepared.input_for(impl.reads_parquet), prepared.name)
         if args.clip is None:  # the default: the data set's own scale, where it has one
             job = replace(job, clip=rating_scale(args.data))

@@ -47,10 +47,11 @@ PREP_VERSION = 1  # bump when the prepared files' content would change
 
 @dataclass(frozen=True)
 class Prepared:
-    """A data set in the study's CSV format and in Parquet, with its counts."""
+    """A data set in the study's CSV format and in Parquet, with its counts. A fractal expansion has no
+    CSV unless asked for (`prepare(..., text=True)`): 1.2 billion lines of text are over 20 GB."""
 
     name: str
-    csv: str
+    csv: str | None
     parquet: str | None
     ratings: int | None
     users: int | None
@@ -62,7 +63,11 @@ class Prepared:
 
     def input_for(self, reads_parquet: bool) -> str:
         """The file an engine reads: the Parquet conversion where it reads Parquet and one exists."""
-        return self.parquet if reads_parquet and self.parquet else self.csv
+        if reads_parquet and self.parquet:
+            return self.parquet
+        if self.csv is None:
+            raise ValueError(f"{self.name} was prepared as Parquet only: prepare it with its CSV (text=True)")
+        return self.csv
 
     def test_for(self, reads_parquet: bool) -> str | None:
         """The predefined test file an engine reads, if the data set has one."""
@@ -79,8 +84,9 @@ def default_data_dir() -> Path | None:
     return Path(env) if env else None
 
 
-def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> Prepared:
-    """The ratings files for `name`, converted (or generated) once and cached."""
+def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = None, text: bool = True) -> Prepared:
+    """The ratings files for `name`, converted (or generated) once and cached. `text`: whether the study's
+    CSV is wanted besides the Parquet (only a fractal expansion makes it on demand; every other set has it)."""
     data_dir = data_dir if data_dir is not None else default_data_dir()
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
     if is_view(name):
@@ -88,7 +94,7 @@ def prepare(name: str, data_dir: Path | None = None, cache_dir: Path | None = No
     if name.startswith(SYNTHETIC):
         return _prepare_synthetic(name, cache_dir)
     if name.startswith(FRACTAL):
-        return _prepare_fractal(name, data_dir, cache_dir)
+        return _prepare_fractal(name, data_dir, cache_dir, text)
     if ":" in name and is_movielens_name(name.partition(":")[0]):
         base, _, split = name.partition(":")
         return _prepare_movielens_split(get_set(base), split, data_dir, cache_dir)
@@ -295,7 +301,8 @@ def fractal_base(name: str, data_dir: Path | None, cache_dir: Path | None) -> tu
     if prepared.parquet is not None:
         frame = pd.read_parquet(prepared.parquet)
         return base_from_frame(frame), _fingerprint(Path(prepared.parquet))
-    return base_from_frame(read_ratings(prepared.csv).frame), _fingerprint(Path(prepared.csv))
+    text = prepared.input_for(reads_parquet=False)
+    return base_from_frame(read_ratings(text).frame), _fingerprint(Path(text))
 
 
 def expected_fractal_ratings(name: str, data_dir: Path | None = None, cache_dir: Path | None = None) -> int:
@@ -305,26 +312,25 @@ def expected_fractal_ratings(name: str, data_dir: Path | None = None, cache_dir:
     return round(expected_ratings(base, probabilities(base, spec.rows, spec.cols)))
 
 
-def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path) -> Prepared:
-    """Expand the base in this process (no Spark needed), as Parquet and the study's CSV, resumably.
-
-    The CSV is written because every engine reads `Prepared.csv` today; on a cluster,
-    recommender/spark/fractal.py writes the same parts with one Spark task per block row.
+def _prepare_fractal(name: str, data_dir: Path | None, cache_dir: Path, text: bool) -> Prepared:
+    """Expand the base in this process (no Spark needed), as Parquet, and the study's CSV where `text` asks
+    for it (for an engine that reads text), resumably: a Parquet-only expansion gains its CSV when asked.
+    On a cluster, recommender/spark/fractal.py writes the same parts with one Spark task per block row.
     """
     spec = parse_fractal(name)
     base, source = fractal_base(spec.base, data_dir, cache_dir)
     folder = cache_dir / "fractal" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name[len(FRACTAL) :])
     key = {"version": PREP_VERSION, "generator": FRACTAL_VERSION, "spec": spec.name, "source": source}
     hit = _cached(folder, key)
-    if hit is not None:
+    if hit is not None and (hit.csv is not None or not text):
         return replace(hit, name=name)  # the name as given: with or without its default seed
     check_id_range(spec, base)
     started = time.perf_counter()
-    plan = Plan(spec, base, probabilities(base, spec.rows, spec.cols), str(folder), csv=True)
+    plan = Plan(spec, base, probabilities(base, spec.rows, spec.cols), str(folder), csv=text)
     manifest = write_expansion(plan, source, write_rows_here)
     print(f"generated {spec.name}: {manifest.ratings:,} ratings in {time.perf_counter() - started:.1f} s")
     prepared = Prepared(
-        name, str(manifest.csv), manifest.parquet, manifest.ratings, manifest.users, manifest.items,
+        name, manifest.csv, manifest.parquet, manifest.ratings, manifest.users, manifest.items,
         source=f"fractal expansion of {source['path']}",
     )
     return _store(folder, key, prepared)
@@ -335,7 +341,8 @@ def _prepare_positives(name: str, data_dir: Path | None, cache_dir: Path) -> Pre
     streamed (views.write_view); once per base and R, rebuilt when the base's files change."""
     spec = parse_positives(name)
     base = prepare(spec.base, data_dir, cache_dir)
-    sources = [base.parquet or base.csv] + ([base.test_parquet or base.test_csv] if base.test_csv else [])
+    test = base.test_for(reads_parquet=True)
+    sources = [base.input_for(reads_parquet=True)] + ([test] if test is not None else [])
     folder = cache_dir / "positives" / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name[len(POSITIVES) :])
     key = {"version": PREP_VERSION, "view": VIEW_VERSION, "threshold": spec.threshold,
            "sources": [source_fingerprint(path) for path in sources]}

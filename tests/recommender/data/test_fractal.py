@@ -224,3 +224,16 @@ def test_prepare_expands_the_mirror_once(movielens_dir: Path, tmp_path: Path) ->
     assert prepare("fractal:ml-100k:2x3", movielens_dir, tmp_path).name == "fractal:ml-100k:2x3"
     expected = expected_fractal_ratings("fractal:ml-100k:2x3:4", movielens_dir, tmp_path)
     assert abs(first.ratings - expected) < 0.01 * expected
+
+
+def test_an_expansion_for_parquet_readers_writes_no_text_until_one_asks(movielens_dir: Path, tmp_path: Path) -> None:
+    parquet_only = prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path, text=False)
+    folder = Path(parquet_only.input_for(reads_parquet=True)).parent
+    assert parquet_only.csv is None and not list(folder.rglob("*.csv"))
+    with pytest.raises(ValueError, match="Parquet only"):
+        parquet_only.input_for(reads_parquet=False)
+    with_text = prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path)  # an engine that reads text
+    table = pq.read_table(parquet_only.input_for(reads_parquet=True)).to_pandas()
+    assert with_text.ratings == parquet_only.ratings == len(read_ratings(with_text.input_for(False)).frame)
+    assert len(table) == with_text.ratings
+    assert prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path, text=False) == with_text  # the CSV is kept
