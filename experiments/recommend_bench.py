@@ -97,11 +97,11 @@ def _rated(pairs: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray) -> t
     import torch
 
     from recommender.data.columns import ITEM, USER
-    from recommender.tensor.als import make_side
+    from recommender.tensor.als import encode, make_side, rated
 
     rows = torch.from_numpy(np.searchsorted(user_ids, pairs[USER].to_numpy()).astype(np.int32))
     cols = torch.from_numpy(np.searchsorted(item_ids, pairs[ITEM].to_numpy()).astype(np.int32))
-    return make_side(rows, cols, torch.ones(len(rows)), len(user_ids), len(item_ids)).indicator
+    return rated(make_side(rows, cols, encode(torch.ones(len(rows))), len(user_ids), len(item_ids)))
 
 
 if __name__ == "__main__":

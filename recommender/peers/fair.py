@@ -45,4 +45,4 @@ def by_user(ratings: sp.csr_matrix, device: torch.device) -> torch_als.Side:
     crow = torch.from_numpy(ratings.indptr.astype(np.int32)).to(device)
     rows = torch.repeat_interleave(crow.diff(), output_size=ratings.nnz)
     cols = torch.from_numpy(ratings.indices.astype(np.int32)).to(device)
-    return torch_als.make_side(rows, cols, torch.from_numpy(ratings.data).to(device), *ratings.shape)
+    return torch_als.make_side(rows, cols, torch_als.encode(torch.from_numpy(ratings.data).to(device)), *ratings.shape)

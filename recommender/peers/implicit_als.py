@@ -20,7 +20,7 @@ from recommender.engine import Job, Outcome
 from recommender.peers import fair
 from recommender.result import LibraryRuntime, Runtime, TorchRuntime
 from recommender.tensor import als as torch_als
-from recommender.tensor.phases import Fitted, Training
+from recommender.tensor.phases import Fitted, Training, load_arrays
 from recommender.tensor.phases import run as run_phases
 from recommender.timing import PhaseTimer
 
@@ -52,4 +52,4 @@ def fit(job: Job, training: Training, device: torch.device) -> Fitted:
 
 def run(job: Job, timer: PhaseTimer) -> Outcome:
     """The implicit engine: `fit` in the shared phases."""
-    return run_phases(job, timer, fit)
+    return run_phases(job, timer, load_arrays, fit)

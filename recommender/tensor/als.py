@@ -12,7 +12,9 @@ sum_i n+_i |y_i|^2), n+ a row's count of ratings > 0 (MLlib's numExplicits). Row
 the Gram of the whole fixed side, is computed once a half-iteration (`gram_of`; the distributed engine all-reduces it).
 
 Both solvers read the ratings a part at a time (`_parts`: about a million ratings of one column block, each part's
-sums added into its rows), so no product is ever ratings x k, nor stacked over the column blocks.
+sums added into its rows), so no product is ever ratings x k, nor stacked over the column blocks. A side keeps
+5 bytes a rating where the ratings fit one-byte codes (`Ratings`: an int32 column and an int8 code), each part's
+ratings decoded as it is read and its CSR pattern's ones shared with the other parts.
 Cholesky (solver "cholesky", exact): every row's Gram matrix comes from sparse-dense products of the ratings with
 the fixed side's packed outer products (on the CPU a column block at a time, for the cache), and a batched
 Cholesky solves them (for small ranks on the CPU, one written over the packed entries of all rows at once):
@@ -31,6 +33,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 import torch
 
@@ -70,26 +73,92 @@ class Solve:
         return cls(params.reg, params.implicit, params.alpha, params.solver, params.cg_steps)
 
 
+CODE_STEPS = (1.0, 0.5)  # rating steps that `encode` tries: whole stars, then MovieLens' half stars
+CODE_LIMIT = 127  # the largest |code| of an int8
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Ratings in a side's order, as compact as their values allow: int8 codes times `step` where every
+    rating is a whole multiple of one of CODE_STEPS within CODE_LIMIT of them (1 byte a rating: MovieLens'
+    stars and half stars, the 0/1 views), else float32 values (`step` None)."""
+
+    stored: torch.Tensor  # int8 codes, or float32 ratings
+    step: float | None = None
+
+    def __len__(self) -> int:
+        return self.stored.shape[0]
+
+    def __getitem__(self, at: slice) -> torch.Tensor:
+        """These ratings' float32 values (a new array where they are codes)."""
+        part = self.stored[at]
+        return part if self.step is None else part.to(torch.float32).mul_(self.step)
+
+    def values(self) -> torch.Tensor:
+        """All the float32 values: 4 bytes a rating more where they are codes."""
+        return self[:]
+
+    def select(self, order: torch.Tensor) -> Ratings:
+        """These ratings permuted by `order`."""
+        return Ratings(self.stored.index_select(0, order), self.step)
+
+    def part(self, start: int, stop: int) -> Ratings:
+        """A range of them, sharing their storage."""
+        return Ratings(self.stored[start:stop], self.step)
+
+
+def fits(ratings: torch.Tensor, step: float) -> bool:
+    """Whether int8 codes times `step` give back every one of the float32 `ratings` exactly."""
+    scaled = ratings.div(step).round_()
+    return bool((scaled.abs() <= CODE_LIMIT).all()) and bool((scaled.mul_(step) == ratings).all())
+
+
+def codes(ratings: torch.Tensor, step: float) -> torch.Tensor:
+    """The int8 codes of ratings that `fits` their step."""
+    return ratings.div(step).round_().to(torch.int8)
+
+
+def encode(ratings: torch.Tensor) -> Ratings:
+    """float32 `ratings` as int8 codes where a step of CODE_STEPS gives back every value exactly, else the
+    ratings themselves."""
+    for step in CODE_STEPS if len(ratings) else ():
+        if fits(ratings, step):
+            return Ratings(codes(ratings, step), step)
+    return Ratings(ratings)
+
+
 @dataclass(frozen=True)
 class Side:
-    """The training ratings grouped by the rows of one side (users or items).
+    """The training ratings grouped by the rows of one side (users or items), as CSR arrays.
 
-    With `blocks` > 1 the columns are cut into that many equal ranges and the matrices stack one
+    With `blocks` > 1 the columns are cut into that many equal ranges and the arrays stack one
     rows x cols CSR per range (block b's row r is row b * rows + r): a Gram product then reads one
     range of the fixed side's outer products at a time, from cache rather than from memory.
-    Both objectives use these two matrices alone, whatever the ratings' signs: a half-iteration's products
+    Both objectives use these arrays alone, whatever the ratings' signs: a half-iteration's products
     run a part of the ratings at a time (`_parts`), weighting each part's ratings (|r|, c * p) as it goes.
     """
 
-    indicator: torch.Tensor  # CSR, (blocks * rows) x cols, 1 where a rating exists
-    weighted: torch.Tensor  # CSR, (blocks * rows) x cols, the ratings
+    crow: torch.Tensor  # int32, blocks * rows + 1: the CSR row pointers
+    cols: torch.Tensor  # int32, a column (the other side's row) for each rating
+    ratings: Ratings  # in the order of `cols`
     counts: torch.Tensor  # ratings per row, float: the explicit objective's regularization scale n
     positives: torch.Tensor  # ratings > 0 per row, float: the implicit one's n+ (`counts` itself if all are > 0)
+    n_cols: int
     blocks: int = 1
 
     @property
     def rows(self) -> int:
-        return self.indicator.shape[0] // self.blocks
+        return (self.crow.shape[0] - 1) // self.blocks
+
+    def to(self, device: torch.device) -> Side:
+        """The side on `device` (itself where it is there already)."""
+        counts, ratings = self.counts.to(device), Ratings(self.ratings.stored.to(device), self.ratings.step)
+        return Side(self.crow.to(device), self.cols.to(device), ratings, counts,
+                    counts if self.all_positive else self.positives.to(device), self.n_cols, self.blocks)
+
+    def matrix(self) -> torch.Tensor:
+        """The ratings as one CSR matrix, (blocks * rows) x cols, values decoded (4 bytes a rating more)."""
+        return _csr(self.crow, self.cols, self.ratings.values(), (self.crow.shape[0] - 1, self.n_cols))
 
     @property
     def all_positive(self) -> bool:
@@ -148,21 +217,20 @@ def _grouping(keys: torch.Tensor, n_keys: int, chunk: int | None = None) -> tupl
 
 def rows_of(side: Side) -> torch.Tensor:
     """Each stored rating's row (user or item index), int32, in the side's order."""
-    crow = side.weighted.crow_indices()
-    rows = torch.repeat_interleave(crow.diff(), output_size=side.weighted.values().shape[0])
+    rows = torch.repeat_interleave(side.crow.diff(), output_size=side.cols.shape[0])
     return rows if side.blocks == 1 else rows.remainder_(side.rows)
 
 
 def rated(side: Side) -> torch.Tensor:
-    """The side's rows x cols indicator in one block (the rated items `topk.top_k` leaves out): its own,
-    or regrouped by row from a side in column blocks (the indicator's values are all ones, so they
-    need no reordering: only the columns are permuted, 4 bytes a rating kept)."""
-    if side.blocks == 1:
-        return side.indicator
-    crow, order = _grouping(rows_of(side), side.rows)
-    cols = side.indicator.col_indices()
-    return _csr(crow, cols if order is None else cols.index_select(0, order), side.indicator.values(),
-                (side.rows, side.indicator.shape[1]))
+    """The side's rows x cols pattern in one block (the rated items `topk.top_k` leaves out, which reads
+    its row pointers and columns only: its values are one 1 broadcast): the side's own arrays, or regrouped
+    by row from a side in column blocks (only the columns permuted, 4 bytes a rating kept)."""
+    crow, cols = side.crow, side.cols
+    if side.blocks > 1:
+        crow, order = _grouping(rows_of(side), side.rows)
+        cols = cols if order is None else cols.index_select(0, order)
+    ones = torch.ones(1, device=cols.device).expand(cols.shape[0])
+    return _csr(crow, cols, ones, (side.rows, side.n_cols))
 
 
 def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -172,16 +240,16 @@ def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tup
         return torch.sparse_csr_tensor(crow, cols, values, size)
 
 
-def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor, n_rows: int, n_cols: int,
-              blocks: int = 1, ones: torch.Tensor | None = None, in_place: bool = False) -> Side:
-    """Group ratings by `rows` (compact int32 indices) into CSR matrices on the tensors' device,
+def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: Ratings, n_rows: int, n_cols: int,
+              blocks: int = 1, in_place: bool = False) -> Side:
+    """Group ratings by `rows` (compact int32 indices) into CSR arrays on the tensors' device,
     in `blocks` column ranges (see `Side`). Rows already in order (a file sorted by user) skip the sort.
-    `ones`, at least as long as `ratings`, gives the indicator's values: one tensor can serve both sides.
     `in_place` lets the grouping overwrite the three inputs (the keys are built in `rows`, and `cols` and
-    `ratings` are permuted where they lie): a caller done with them keeps 8 bytes a rating fewer at the peak."""
-    counts = torch.bincount(rows, minlength=n_rows).to(ratings.dtype)
-    positives = counts if _all_positive(ratings) else torch.bincount(
-        rows, weights=(ratings > 0).to(ratings.dtype), minlength=n_rows)
+    the ratings are permuted where they lie): a caller done with them keeps 5 to 8 bytes a rating fewer
+    at the peak."""
+    counts = torch.bincount(rows, minlength=n_rows).to(torch.float32)
+    positives = counts if all_positive(ratings) else torch.bincount(
+        rows, weights=(ratings.stored > 0).to(torch.float32), minlength=n_rows)
     wide = blocks * n_rows > torch.iinfo(torch.int32).max
     if blocks == 1:
         keys = rows
@@ -194,33 +262,30 @@ def make_side(rows: torch.Tensor, cols: torch.Tensor, ratings: torch.Tensor, n_r
     del keys
     if order is not None and in_place:  # one permuted copy at a time
         cols.copy_(cols.index_select(0, order))
-        ratings.copy_(ratings.index_select(0, order))
+        ratings.stored.copy_(ratings.stored.index_select(0, order))
     elif order is not None:
-        cols, ratings = cols.index_select(0, order), ratings.index_select(0, order)  # faster than [order]
+        cols, ratings = cols.index_select(0, order), ratings.select(order)  # faster than [order]
     del order
-    size = (blocks * n_rows, n_cols)
-    values = torch.ones_like(ratings) if ones is None else ones[:len(ratings)]
-    return Side(_csr(crow, cols, values, size), _csr(crow, cols, ratings, size), counts, positives, blocks)
+    return Side(crow, cols, ratings, counts, positives, n_cols, blocks)
 
 
-def _all_positive(ratings: torch.Tensor) -> bool:
+def all_positive(ratings: Ratings) -> bool:
     """Whether every rating is > 0 (a NaN is not), read without a per-rating temporary."""
-    return len(ratings) == 0 or bool(ratings.min() > 0)
+    return len(ratings) == 0 or bool(ratings.stored.min() > 0)
 
 
-def user_side(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, n_users: int, n_items: int,
+def user_side(users: torch.Tensor, items: torch.Tensor, ratings: Ratings, n_users: int, n_items: int,
               rank: int, in_place: bool = False) -> Side:
     """The ratings grouped by user, in the column blocks `gram_blocks` picks for `rank` (`in_place`: `make_side`)."""
     return make_side(users, items, ratings, n_users, n_items,
-                     gram_blocks(n_users, n_items, len(ratings), rank, ratings.device), in_place=in_place)
+                     gram_blocks(n_users, n_items, len(ratings), rank, users.device), in_place=in_place)
 
 
 def item_side(by_user: Side, n_items: int, rank: int) -> Side:
-    """The ratings grouped by item, read from `by_user` (so the caller may free its own copies first)
-    and sharing its indicator's ones."""
-    n, device = by_user.weighted.values().shape[0], by_user.counts.device
-    return make_side(by_user.weighted.col_indices(), rows_of(by_user), by_user.weighted.values(), n_items,
-                     by_user.rows, gram_blocks(n_items, by_user.rows, n, rank, device), by_user.indicator.values())
+    """The ratings grouped by item, read from `by_user` (so the caller may free its own copies first)."""
+    n, device = len(by_user.ratings), by_user.counts.device
+    return make_side(by_user.cols, rows_of(by_user), by_user.ratings, n_items, by_user.rows,
+                     gram_blocks(n_items, by_user.rows, n, rank, device))
 
 
 @cache
@@ -269,12 +334,12 @@ def _ridge(side: Side, how: Solve) -> torch.Tensor:
 @dataclass(frozen=True)
 class _Part:
     """A range of a side's CSR rows, about `product_chunk` ratings, one column block's: its pattern and ratings
-    (views of the side's, but for its own row pointers), and the side's rows [start, stop) they belong to.
-    A product over the parts adds each into its rows: no stacked (blocks * rows) x m product, no per-rating
-    array but the part's."""
+    (views of the side's, but for its own row pointers and its pattern's ones, which all parts share), and the
+    side's rows [start, stop) they belong to. A product over the parts adds each into its rows: no stacked
+    (blocks * rows) x m product, no per-rating array but the part's."""
 
     pattern: torch.Tensor  # CSR, (stop - start) x cols, ones
-    ratings: torch.Tensor  # the part's ratings, in the pattern's order
+    ratings: Ratings  # the part's ratings, in the pattern's order
     start: int
     stop: int
 
@@ -287,21 +352,22 @@ def product_chunk(device: torch.device) -> int:
 def _parts(side: Side, chunk: int) -> list[_Part]:
     """The side's CSR rows cut, in each column block, into ranges of equal row counts, `chunk` ratings on
     average; one host wait reads their bounds, none where the whole side is one part."""
-    ratings = side.weighted.values()
-    step = max(1, chunk * side.rows * side.blocks // max(ratings.shape[0], 1))  # rows a part
+    n, crow, cols = len(side.ratings), side.crow, side.cols
+    step = max(1, chunk * side.rows * side.blocks // max(n, 1))  # rows a part
     if side.blocks == 1 and step >= side.rows:
-        return [_Part(side.indicator, ratings, 0, side.rows)]
+        ones = torch.ones(n, device=cols.device)
+        return [_Part(_csr(crow, cols, ones, (side.rows, side.n_cols)), side.ratings, 0, side.rows)]
     spans = [(lo, min(lo + step, side.rows)) for lo in range(0, side.rows, step)]
     placed = [(block * side.rows + lo, lo, hi) for block in range(side.blocks) for lo, hi in spans]
-    crow, cols, ones = side.indicator.crow_indices(), side.indicator.col_indices(), side.indicator.values()
     # The parts follow each other, each block's rows after the block before's: part j ends where j + 1 starts.
     firsts = torch.tensor([first for first, _, _ in placed] + [side.blocks * side.rows], device=crow.device)
     bounds = crow[firsts].tolist()
+    ones = torch.ones(max((end - begin for begin, end in pairwise(bounds)), default=0), device=cols.device)
     parts = []
-    for (first, lo, hi), begin, end in zip(placed, bounds[:-1], bounds[1:], strict=True):
-        pattern = _csr(crow[first : first + hi - lo + 1] - begin, cols[begin:end], ones[begin:end],
-                       (hi - lo, side.indicator.shape[1]))
-        parts.append(_Part(pattern, ratings[begin:end], lo, hi))
+    for (first, lo, hi), (begin, end) in zip(placed, pairwise(bounds), strict=True):
+        pattern = _csr(crow[first : first + hi - lo + 1] - begin, cols[begin:end], ones[: end - begin],
+                       (hi - lo, side.n_cols))
+        parts.append(_Part(pattern, side.ratings.part(begin, end), lo, hi))
     return parts
 
 
@@ -311,7 +377,7 @@ def _row_sums(side: Side, parts: list[_Part], dense: torch.Tensor,
     their weights w (None: 1, the pattern itself)."""
     out = torch.zeros(side.rows, dense.shape[1], dtype=dense.dtype, device=dense.device)
     for part in parts:
-        matrix = part.pattern if weigh is None else _with_values(part.pattern, weigh(part.ratings))
+        matrix = part.pattern if weigh is None else _with_values(part.pattern, weigh(part.ratings.values()))
         rows = out[part.start : part.stop]
         torch.addmm(rows, matrix, dense, out=rows)
     return out
@@ -418,7 +484,7 @@ def _rated_products(parts: list[_Part], fixed: torch.Tensor, x: torch.Tensor, ho
     for part in parts:
         dots = torch.sparse.sampled_addmm(part.pattern, x[part.start : part.stop], fixed.t(), beta=0.0)
         if how.implicit:
-            dots.values().mul_(part.ratings.abs()).mul_(how.alpha)
+            dots.values().mul_(part.ratings.values().abs()).mul_(how.alpha)
         rows = out[part.start : part.stop]
         torch.addmm(rows, dots, fixed, out=rows)
     return out
@@ -482,7 +548,7 @@ class Model:
 def fit(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor,
         n_users: int, n_items: int, params: ALSParams) -> Model:
     """Train on compact int32 indices and float32 ratings, all on one device."""
-    by_user = user_side(users, items, ratings, n_users, n_items, params.rank)
+    by_user = user_side(users, items, encode(ratings), n_users, n_items, params.rank)
     return fit_sides(by_user, item_side(by_user, n_items, params.rank), params)
 
 
@@ -491,7 +557,7 @@ def fit_sides(by_user: Side, by_item: Side, params: ALSParams) -> Model:
     previous factors; the first item solve, with none yet, starts from zeros (its steps then minimise the
     error over the Krylov space of the right-hand side, with no random guess to undo)."""
     how = Solve.of(params)
-    device = by_user.counts.device
+    device = by_user.cols.device
     user_factors = initial_factors(by_user.rows, params.rank, params.seed, device)
     item_factors = torch.zeros(by_item.rows, params.rank, device=device)  # solved first, from the users
     for iteration in range(params.iterations):
@@ -513,7 +579,7 @@ def objective(users: torch.Tensor, items: torch.Tensor, by_user: Side, how: Solv
     """The value of the objective the fit minimises (module docstring), summed in float64 without any dense
     users x items matrix: for implicit, sum_all (x . y)^2 = trace((X^T X)(Y^T Y)) plus each rated pair's
     c (p - x . y)^2 - (x . y)^2. `recommender.objective.objective_numpy` is the same in numpy."""
-    rows, cols, ratings = rows_of(by_user), by_user.weighted.col_indices(), by_user.weighted.values()
+    rows, cols, ratings = rows_of(by_user), by_user.cols, by_user.ratings.values()
     fitted = torch.zeros((), dtype=torch.float64, device=users.device)
     if how.implicit:  # every pair's (x . y)^2, as if unrated
         fitted += (_gram64(users) * _gram64(items)).sum()

@@ -2,8 +2,10 @@
 and the peer libraries (recommender/peers). So each is measured on the same data, split and metrics.
 
 load: read the file (the study's text with pandas and the shared bad-input rules, or the Parquet
-conversion), split it and index the ids. fit: the engine's own, from the training ratings to a `Fitted`.
-predict and evaluate: every training and holdout pair. recommend (with --top-k): the k best unrated items
+conversion), split it and index the ids (`load_arrays`; torch streams a Parquet table instead, see
+recommender/tensor/stream.py). fit: the engine's own, from the training ratings to a `Fitted`.
+predict and evaluate: every training and holdout pair (`errors`: a chunk at a time, never all predictions).
+recommend (with --top-k): the k best unrated items
 of every user, and the ranking metrics of those lists and of the most-popular baseline's. On CUDA each
 phase ends with a device synchronisation, so queued GPU work counts.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,8 +33,11 @@ from recommender.ids import compact, distinct_count, lookup
 from recommender.result import Counts, Metrics, Recommended, Runtime
 from recommender.split import holdout_hash, threshold
 from recommender.tensor import als as torch_als
+from recommender.tensor.errors import errors, side_errors
 from recommender.tensor.topk import rank_lists, top_k
 from recommender.timing import PhaseTimer
+
+T = TypeVar("T")  # what a load phase hands its fit
 
 
 class Training:
@@ -61,11 +67,8 @@ class Fitted:
     runtime: Runtime
 
 
-Fit = Callable[[Job, Training, torch.device], Fitted]
-
-
 @dataclass(frozen=True)
-class _Loaded:
+class Loaded:
     """The load phase's output besides the training ratings: the holdout, the id maps and the counts."""
 
     user_ids: np.ndarray  # sorted distinct training ids: the index of a row of the factors
@@ -91,7 +94,7 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-def _load(job: Job) -> tuple[Training, _Loaded]:
+def load_arrays(job: Job) -> tuple[Training, Loaded]:
     """Read, split and index; int32 ids throughout (400M ratings must fit 24 GB)."""
     params = job.params
     reads = [read_any(job.path, job.skip_bad_rows)]
@@ -124,22 +127,14 @@ def _load(job: Job) -> tuple[Training, _Loaded]:
         item_ids, train_i = compact(items, out=items)
         train_r, distinct = ratings, (len(user_ids), len(item_ids))
     training = Training(train_u, train_i, train_r, len(user_ids), len(item_ids))
-    return training, _Loaded(user_ids, item_ids, held_u, held_i, held_r, evaluated, n_ratings, skipped, problems,
+    return training, Loaded(user_ids, item_ids, held_u, held_i, held_r, evaluated, n_ratings, skipped, problems,
                              *distinct)
 
 
-def _errors(pred: torch.Tensor, truth: torch.Tensor, chunk: int = 2**24) -> tuple[float, float]:
-    """(sum of squared errors, sum of absolute errors) in double precision, a chunk at a time."""
-    squared = absolute = 0.0
-    for start in range(0, len(pred), chunk):
-        diff = pred[start : start + chunk].double() - truth[start : start + chunk].double()
-        squared += float((diff * diff).sum())
-        absolute += float(diff.abs().sum())
-    return squared, absolute
-
-
-def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
-    """Load, `fit`, predict and evaluate on one device; each phase ends with the device's queue empty."""
+def run(job: Job, timer: PhaseTimer, load: Callable[[Job], tuple[T, Loaded]],
+        fit: Callable[[Job, T, torch.device], Fitted]) -> Outcome:
+    """`load`, `fit` (on what `load` read: `Training` for `load_arrays`), predict and evaluate on one device;
+    each phase ends with the device's queue empty."""
     device = device_of(job.device)
     if job.threads:
         torch.set_num_threads(job.threads)
@@ -147,7 +142,7 @@ def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
         torch.cuda.reset_peak_memory_stats(device)
     implicit = job.params.implicit
     with timer.phase("load"):
-        training, loaded = _load(job)
+        training, loaded = load(job)
 
     with timer.phase("fit"):
         fitted = fit(job, training, device)
@@ -155,20 +150,18 @@ def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
         torch_als.synchronize(device)
     model, by_user = fitted.model, fitted.by_user
 
-    with timer.phase("predict"):  # the training pairs in the by-user side's order
-        tr = torch_als.targets(by_user.weighted.values(), implicit)
-        train_pred = model.predict(torch_als.rows_of(by_user), by_user.weighted.col_indices())
+    with timer.phase("predict"):  # every training pair, in the by-user side's order, and every holdout pair
+        train_squared, _ = side_errors(model.users, model.items, by_user, implicit)
         hu, hi = lookup(loaded.user_ids, loaded.held_users), lookup(loaded.item_ids, loaded.held_items)
         known = (hu >= 0) & (hi >= 0)
-        hold_pred = model.predict(torch.from_numpy(hu[known]).to(device), torch.from_numpy(hi[known]).to(device))
+        n_hold, n_train = int(known.sum()), len(by_user.ratings)
+        held = errors(model.users, model.items, torch.from_numpy(hu[known]).to(device),
+                      torch.from_numpy(hi[known]).to(device), torch.from_numpy(loaded.held_ratings[known]).to(device),
+                      implicit, job.holdout_clip)
         torch_als.synchronize(device)
 
     with timer.phase("evaluate"):
-        n_hold = int(known.sum())
-        hold_truth = torch_als.targets(torch.from_numpy(loaded.held_ratings[known]).to(device), implicit)
-        clipped = hold_pred.clamp(*job.holdout_clip) if job.holdout_clip is not None else hold_pred
-        held_sums = (*_errors(clipped, hold_truth), n_hold) if loaded.evaluated else None
-        metrics = Metrics.from_sums((_errors(train_pred, tr)[0], len(tr)), held_sums)
+        metrics = Metrics.from_sums((train_squared, n_train), (*held, n_hold) if loaded.evaluated else None)
 
     recommended = None
     if job.top_k:
@@ -179,7 +172,7 @@ def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
         recommended = Recommended(best.items.shape[1], len(loaded.user_ids), job.exclude_rated, job.relevance)
         if loaded.evaluated:
             with timer.phase("evaluate"):
-                train_items = by_user.weighted.col_indices().cpu().numpy()
+                train_items = by_user.cols.cpu().numpy()
                 popularity = torch.from_numpy(ranking.popularity_scores(train_items, len(loaded.item_ids)))
                 model_ranking, baseline = rank_lists(
                     best, popularity, rated, loaded.user_ids, loaded.item_ids, loaded.held_users,
@@ -188,8 +181,8 @@ def run(job: Job, timer: PhaseTimer, fit: Fit) -> Outcome:
 
     counts = Counts(
         ratings=loaded.n_ratings, skipped_rows=loaded.skipped, users=loaded.distinct_users,
-        items=loaded.distinct_items, train=len(tr), holdout=len(loaded.held_ratings),
-        train_predictions=len(train_pred), holdout_predictions=n_hold,
+        items=loaded.distinct_items, train=n_train, holdout=len(loaded.held_ratings),
+        train_predictions=n_train, holdout_predictions=n_hold,
     )
     resources = ({memory.PEAK_DEVICE: float(torch.cuda.max_memory_allocated(device))}
                  if device.type == "cuda" else {})

@@ -165,7 +165,7 @@ def test_torch_top_k_gives_mllibs_lists_on_mllibs_factors(small_model) -> None:
     import torch
 
     from recommender.spark.df import top_lists
-    from recommender.tensor.als import make_side
+    from recommender.tensor.als import encode, make_side, rated
     from recommender.tensor.topk import top_k
 
     rows, train, model = small_model
@@ -173,10 +173,11 @@ def test_torch_top_k_gives_mllibs_lists_on_mllibs_factors(small_model) -> None:
     items = model.itemFactors.orderBy("id").collect()
     user_ids, item_ids = np.array([r["id"] for r in users]), np.array([r["id"] for r in items])
     pairs = np.array([(u, i) for u, i in rows if u in set(user_ids) and i in set(item_ids)])
-    rated = make_side(torch.from_numpy(np.searchsorted(user_ids, pairs[:, 0]).astype(np.int32)),
-                      torch.from_numpy(np.searchsorted(item_ids, pairs[:, 1]).astype(np.int32)),
-                      torch.ones(len(pairs)), len(user_ids), len(item_ids)).indicator
-    found = top_k(torch.tensor([r["features"] for r in users]), torch.tensor([r["features"] for r in items]), 4, rated)
+    side = make_side(torch.from_numpy(np.searchsorted(user_ids, pairs[:, 0]).astype(np.int32)),
+                     torch.from_numpy(np.searchsorted(item_ids, pairs[:, 1]).astype(np.int32)),
+                     encode(torch.ones(len(pairs))), len(user_ids), len(item_ids))
+    found = top_k(torch.tensor([r["features"] for r in users]), torch.tensor([r["features"] for r in items]), 4,
+                  rated(side))
     ours = {int(u): list(item_ids[found.items[n].numpy()]) for n, u in enumerate(user_ids)}
     theirs = {r["user"]: r["items"] for r in top_lists(model, train, 4, exclude_rated=True)[0].collect()}
     assert ours == theirs

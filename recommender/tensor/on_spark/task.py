@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from recommender.tensor.collective import Group, Layout
 
 
-PREDICT_CHUNK = 1 << 18  # ratings predicted at a time: the gathered factor rows stay in cache
 TOP_K_CHUNK_BYTES = 64 << 20  # one top-k chunk's scores: a task's blocks share its executor's memory
 IN_PLACE_BLOCK = 1 << 22  # ids rewritten in place this many at a time
 FAIL_PROPERTY = "recommender.torch_spark.fail"  # test hook, a Spark local property: see `_fail_for_test`
@@ -165,43 +164,6 @@ def _positions(ids: np.ndarray, values: np.ndarray, out: np.ndarray | None = Non
     return out
 
 
-class _Rows:
-    """The row index of each rating of a CSR side, in its order, sliced on demand (it is never built
-    whole); a side in column blocks (`Side.blocks`) stacks its rows once per block."""
-
-    def __init__(self, side: Side) -> None:
-        self.crow = side.indicator.crow_indices().long()
-        self.rows = side.rows
-
-    def __getitem__(self, at: slice) -> torch.Tensor:
-        import torch
-
-        positions = torch.arange(at.start, min(at.stop, int(self.crow[-1])), device=self.crow.device)
-        return (torch.searchsorted(self.crow, positions, right=True) - 1) % self.rows
-
-
-def _errors(users: torch.Tensor, items: torch.Tensor, rows: torch.Tensor | _Rows, cols: torch.Tensor,
-            ratings: torch.Tensor, implicit: bool,
-            clip: tuple[float, float] | None = None) -> tuple[float, float]:
-    """(sum of squared, sum of absolute) errors of the predictions x_u . y_i of the (row, col) pairs
-    (each clipped to `clip` where given) against what the model predicts of `ratings` (`als.targets`),
-    in double precision, PREDICT_CHUNK at a time so that neither the gathered factor rows nor the
-    predictions ever exist whole."""
-    import torch
-
-    from recommender.tensor.als import targets
-
-    squared = absolute = 0.0
-    for at in range(0, len(ratings), PREDICT_CHUNK):
-        predicted = torch.linalg.vecdot(users.index_select(0, rows[at:at + PREDICT_CHUNK]),
-                                        items.index_select(0, cols[at:at + PREDICT_CHUNK]))
-        predicted = predicted.clamp(*clip) if clip is not None else predicted
-        diff = predicted.double() - targets(ratings[at:at + PREDICT_CHUNK], implicit).double()
-        squared += float((diff * diff).sum())
-        absolute += float(diff.abs().sum())
-    return squared, absolute
-
-
 def _task_device(context: BarrierTaskContext, name: str) -> str:
     """The task's own GPU when Spark assigned one (spark.task.resource.gpu.amount), else `name`."""
     gpus = context.resources().get("gpu")
@@ -222,8 +184,7 @@ def _ranked(group: Group, model: Ranking | None, baseline: Ranking | None) -> li
     return all_sum(group, weighted(model) + weighted(baseline))
 
 
-def _side(block: Block, n_rows: int, n_cols: int, by_item: bool, rank: int, device: torch.device,
-          ones: torch.Tensor | None) -> Side:
+def _side(block: Block, n_rows: int, n_cols: int, by_item: bool, rank: int, device: torch.device) -> Side:
     """`als.make_side` of a block's compact rows and columns (its users', or its items' where `by_item`),
     in the column blocks `als.gram_blocks` gives these sizes, as the single-node engine builds its sides.
     The block is emptied: its arrays move to `device` (on the CPU shared, not copied) and are grouped
@@ -234,10 +195,12 @@ def _side(block: Block, n_rows: int, n_cols: int, by_item: bool, rank: int, devi
 
     taken = (block.item, block.user, block.rating) if by_item else (block.user, block.item, block.rating)
     block.user, block.item, block.rating = (np.empty(0, array.dtype) for array in taken)
-    rows, cols, ratings = (torch.from_numpy(array).to(device) for array in taken)
+    rows, cols, values = (torch.from_numpy(array).to(device) for array in taken)
     del taken
+    ratings = als.encode(values)
+    del values
     blocks = als.gram_blocks(n_rows, n_cols, len(ratings), rank, device)
-    return als.make_side(rows, cols, ratings, n_rows, n_cols, blocks, ones, in_place=True)
+    return als.make_side(rows, cols, ratings, n_rows, n_cols, blocks, in_place=True)
 
 
 def _fit(group: Group, params: ALSParams, user_side: Side, item_side: Side, users_layout: Layout,
@@ -286,6 +249,7 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
         from recommender.ids import compact, lookup
         from recommender.tensor import als
         from recommender.tensor.collective import Layout, all_sum, gather_rows, process_group, sum_tensor
+        from recommender.tensor.errors import errors, side_errors
         from recommender.tensor.topk import rank_lists, top_k
 
         context = BarrierTaskContext.get()
@@ -327,26 +291,20 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
                 del user_parts, item_parts
                 _positions(item_ids, train_u.item, out=train_u.item)  # each rating's item column, in place
                 _positions(user_ids, train_i.user, out=train_i.user)
-                shapes = {False: (train_u, len(my_users), len(item_ids)), True: (train_i, len(my_items), len(user_ids))}
-                built: dict[bool, Side] = {}
-                ones = None
-                for by_item in sorted(shapes, key=lambda by_item: -len(shapes[by_item][0].rating)):
-                    built[by_item] = _side(*shapes[by_item], by_item, params.rank, device, ones)
-                    ones = built[by_item].indicator.values()  # the larger side's first: the other shares them
-                user_side, item_side = built[False], built[True]
-                del shapes, built, ones, train_u, train_i
+                user_side = _side(train_u, len(my_users), len(item_ids), False, params.rank, device)
+                item_side = _side(train_i, len(my_items), len(user_ids), True, params.rank, device)
+                del train_u, train_i
                 seconds["setup_s"] = lap()
 
                 users, mine, items = _fit(group, params, user_side, item_side, users_layout, items_layout, device)
                 seconds["fit_s"] = lap()
 
-                train_sums = _errors(mine, items, _Rows(user_side), user_side.indicator.col_indices(),
-                                     user_side.weighted.values(), params.implicit)
+                train_sums = side_errors(mine, items, user_side, params.implicit)
                 hu, hi = lookup(my_users, held_u.user), lookup(item_ids, held_u.item)
                 known = (hu >= 0) & (hi >= 0)
-                held_sums = _errors(mine, items, torch.from_numpy(hu[known]).to(device),
-                                    torch.from_numpy(hi[known]).to(device),
-                                    torch.from_numpy(held_u.rating[known]).to(device), params.implicit, wanted.clip)
+                held_sums = errors(mine, items, torch.from_numpy(hu[known]).to(device),
+                                   torch.from_numpy(hi[known]).to(device),
+                                   torch.from_numpy(held_u.rating[known]).to(device), params.implicit, wanted.clip)
                 als.synchronize(device)
                 seconds["predict_s"] = lap()
 
@@ -368,7 +326,7 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
                     row["k"] = best.items.shape[1]
                     seconds["recommend_s"] = lap()
                     if row["holdout"]:
-                        counts = torch.bincount(user_side.indicator.col_indices().long(), minlength=len(item_ids))
+                        counts = torch.bincount(user_side.cols.long(), minlength=len(item_ids))
                         popularity = ranking.popularity_from_counts(sum_tensor(group, counts).numpy())
                         lists = rank_lists(best, torch.from_numpy(popularity), rated, my_users, item_ids,
                                            held_u.user, held_u.item, held_u.rating, wanted.relevance,
@@ -378,9 +336,8 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
                 if wanted.factors:
                     row["user_factors"] = to_npz(my_users, mine.cpu().numpy())
                     row["item_factors"] = to_npz(my_items, items[items_layout.owned[group.rank]].cpu().numpy())
-                kept = [*(t for s in (user_side, item_side) for t in (
-                    s.indicator.crow_indices(), s.indicator.col_indices(), s.indicator.values(),
-                    s.weighted.values(), s.counts)), users, items, mine]
+                kept = [*(t for s in (user_side, item_side) for t in (s.crow, s.cols, s.ratings.stored, s.counts)),
+                        users, items, mine]
 
         figures = TaskFigures(
             task=group.rank, stage=context.stageId(), rows=rows, held_bytes=held_bytes,

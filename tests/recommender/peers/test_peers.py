@@ -135,5 +135,5 @@ def test_by_user_reads_a_csr_matrix_without_regrouping_it() -> None:
     training = Training(np.array([1, 0, 1], np.int32), np.array([2, 1, 0], np.int32),
                         np.array([3.0, 4.0, 5.0], np.float32), 2, 3)
     side = fair.by_user(fair.user_items(training), torch.device("cpu"))
-    assert side.weighted.to_dense().tolist() == [[0, 4, 0], [5, 0, 3]]
+    assert side.matrix().to_dense().tolist() == [[0, 4, 0], [5, 0, 3]] and side.ratings.step == 1.0
     assert side.counts.tolist() == [1, 2] and side.blocks == 1

@@ -15,6 +15,8 @@ from recommender.params import ALSParams
 torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip install -r requirements-torch.txt")
 
 from recommender.tensor import als as torch_als  # noqa: E402
+from recommender.tensor.als import Ratings  # noqa: E402
+from recommender.tensor.errors import side_errors  # noqa: E402
 from recommender.tensor.topk import top_k  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -33,7 +35,7 @@ def test_each_row_solves_mllibs_normal_equations(rank: int, blocks: int) -> None
     u, i, r = random_ratings(30, 20, 0.4, 0)
     fixed = torch.randn(20, rank, generator=torch.Generator().manual_seed(1))
     reg = 0.3
-    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 30, 20, blocks)
+    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), Ratings(torch.from_numpy(r)), 30, 20, blocks)
     solved = torch_als.solve_side(side, fixed, torch_als.Solve(reg)).double().numpy()
     y = fixed.double().numpy()
     for row in range(30):
@@ -46,9 +48,9 @@ def test_each_row_solves_mllibs_normal_equations(rank: int, blocks: int) -> None
 def test_column_blocks_group_each_rows_ratings_by_column_range() -> None:
     u, i, r = random_ratings(30, 20, 0.4, 0)
     order = np.random.default_rng(1).permutation(len(u))  # rows out of order: the counting sort runs
-    side = torch_als.make_side(torch.from_numpy(i[order]), torch.from_numpy(u[order]), torch.from_numpy(r[order]),
-                               20, 30, blocks=4)
-    dense = side.weighted.to_dense().view(4, 20, 30)
+    side = torch_als.make_side(torch.from_numpy(i[order]), torch.from_numpy(u[order]),
+                               Ratings(torch.from_numpy(r[order])), 20, 30, blocks=4)
+    dense = side.matrix().to_dense().view(4, 20, 30)
     expected = np.zeros((20, 30), np.float32)
     expected[i, u] = r
     for block in range(4):  # columns 8b..8b+7 in block b, nothing elsewhere
@@ -80,17 +82,15 @@ def test_the_item_side_read_from_the_user_side_is_the_item_side_of_the_ratings(u
     u, i, r = random_ratings(30, 20, 0.4, 5)
     order = np.random.default_rng(2).permutation(len(u))
     tu, ti, tr = (torch.from_numpy(a[order]) for a in (u, i, r))
-    by_user = torch_als.make_side(tu, ti, tr, 30, 20, user_blocks)
+    by_user = torch_als.make_side(tu, ti, Ratings(tr), 30, 20, user_blocks)
     rows = torch_als.rows_of(by_user)  # each stored rating's user, whatever the column blocks
-    values = by_user.weighted.values()
-    stored = zip(rows.tolist(), by_user.weighted.col_indices().tolist(), values.tolist(), strict=True)
+    values = by_user.ratings.values()
+    stored = zip(rows.tolist(), by_user.cols.tolist(), values.tolist(), strict=True)
     assert sorted(stored) == sorted(zip(u.tolist(), i.tolist(), r.tolist(), strict=True))
-    direct = torch_als.make_side(ti, tu, tr, 20, 30, item_blocks)
-    read = torch_als.make_side(by_user.weighted.col_indices(), torch_als.rows_of(by_user), by_user.weighted.values(),
-                               20, 30, item_blocks, by_user.indicator.values())
-    assert torch.equal(read.weighted.to_dense(), direct.weighted.to_dense())
-    assert torch.equal(read.indicator.to_dense(), direct.indicator.to_dense())
-    assert torch.equal(read.counts, direct.counts)
+    direct = torch_als.make_side(ti, tu, Ratings(tr), 20, 30, item_blocks)
+    read = torch_als.make_side(by_user.cols, torch_als.rows_of(by_user), by_user.ratings, 20, 30, item_blocks)
+    assert torch.equal(read.matrix().to_dense(), direct.matrix().to_dense())
+    assert torch.equal(read.crow, direct.crow) and torch.equal(read.counts, direct.counts)
 
 
 @pytest.mark.parametrize("blocks", [1, 4])
@@ -99,16 +99,13 @@ def test_a_side_grouped_in_place_is_the_side_grouped_from_copies(blocks: int) ->
     order = np.random.default_rng(3).permutation(len(u))
     arrays = [a[order].copy() for a in (u, i, r)]
     rows, cols, ratings = (torch.from_numpy(a) for a in arrays)
-    copied = torch_als.make_side(rows, cols, ratings, 30, 20, blocks)
-    ones = torch.ones(len(r) + 7)  # longer than the ratings: the indicator takes its prefix
-    grouped = torch_als.make_side(rows, cols, ratings, 30, 20, blocks, ones, in_place=True)
-    for matrix in ("weighted", "indicator"):
-        assert torch.equal(getattr(grouped, matrix).to_dense(), getattr(copied, matrix).to_dense())
-    assert torch.equal(grouped.counts, copied.counts)
+    copied = torch_als.make_side(rows, cols, Ratings(ratings), 30, 20, blocks)
+    grouped = torch_als.make_side(rows, cols, Ratings(ratings), 30, 20, blocks, in_place=True)
+    assert torch.equal(grouped.matrix().to_dense(), copied.matrix().to_dense())
+    assert torch.equal(grouped.crow, copied.crow) and torch.equal(grouped.counts, copied.counts)
     # The side's columns and ratings are the inputs' own memory, permuted where they lay.
-    assert grouped.weighted.col_indices().data_ptr() == arrays[1].ctypes.data
-    assert grouped.weighted.values().data_ptr() == arrays[2].ctypes.data
-    assert grouped.indicator.values().data_ptr() == ones.data_ptr()
+    assert grouped.cols.data_ptr() == arrays[1].ctypes.data
+    assert grouped.ratings.stored.data_ptr() == arrays[2].ctypes.data
     assert not np.array_equal(arrays[2], r[order])  # the ratings were regrouped where they lay
 
 
@@ -130,7 +127,7 @@ def test_gram_blocks_fit_the_cache_on_the_cpu_only() -> None:
 
 def test_rows_without_ratings_get_zero_factors() -> None:
     side = torch_als.make_side(torch.tensor([0, 0, 2], dtype=torch.int32), torch.tensor([0, 1, 1], dtype=torch.int32),
-                               torch.tensor([4.0, 3.0, 5.0]), 4, 2)
+                               torch_als.encode(torch.tensor([4.0, 3.0, 5.0])), 4, 2)
     solved = torch_als.solve_side(side, torch.ones(2, 3), torch_als.Solve(0.1))
     assert torch.isfinite(solved).all()
     assert solved[1].abs().sum() == 0 and solved[3].abs().sum() == 0
@@ -165,8 +162,8 @@ def test_top_k_is_the_brute_force_ranking(exclude: bool) -> None:
     generator = torch.Generator().manual_seed(2)
     users, items = torch.randn(40, 5, generator=generator), torch.randn(30, 5, generator=generator)
     u, i, r = random_ratings(40, 30, 0.2, 4)
-    rated = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 40, 30)
-    best = top_k(users, items, 7, rated.indicator if exclude else None, chunk_bytes=4 * 30 * 3)  # 3 users a chunk
+    rated = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), Ratings(torch.from_numpy(r)), 40, 30)
+    best = top_k(users, items, 7, torch_als.rated(rated) if exclude else None, chunk_bytes=4 * 30 * 3)  # 3 a chunk
     scores = (users @ items.T).numpy()
     if exclude:
         scores[u, i] = -np.inf
@@ -177,7 +174,7 @@ def test_top_k_is_the_brute_force_ranking(exclude: bool) -> None:
 
 def test_solving_in_chunks_gives_the_same_factors() -> None:
     u, i, r = random_ratings(50, 40, 0.3, 6)
-    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), 50, 40)
+    side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), Ratings(torch.from_numpy(r)), 50, 40)
     fixed = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
     whole = torch_als.solve_side(side, fixed, torch_als.Solve(0.1))
     chunked = torch_als.solve_side(side, fixed, torch_als.Solve(0.1), chunk_bytes=4 * 6 * 6 * 7)  # 7 rows at a time
@@ -189,3 +186,52 @@ def test_singular_systems_are_a_clear_error_not_nan_factors() -> None:
     tensors = (torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r))
     with pytest.raises(ValueError, match=r"ALS diverged .* raise --reg"):
         torch_als.fit(*tensors, 20, 15, ALSParams(rank=12, iterations=3, reg=0.0))
+
+
+@given(st.lists(st.integers(-20, 10), min_size=1, max_size=50), st.sampled_from([1.0, 0.5]))
+def test_star_ratings_are_stored_as_one_byte_codes_that_give_them_back_exactly(steps: list[int], step: float) -> None:
+    ratings = torch.tensor(steps, dtype=torch.float32) * step
+    encoded = torch_als.encode(ratings)
+    assert encoded.stored.dtype == torch.int8 and encoded.step in torch_als.CODE_STEPS
+    assert torch.equal(encoded.values(), ratings) and torch.equal(encoded[1:3], ratings[1:3])
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.25], [0.5, 3.0, 200.0], [1.0, float("nan")], [0.1, 0.2]])
+def test_ratings_that_no_code_gives_back_keep_their_float32_values(values: list[float]) -> None:
+    ratings = torch.tensor(values)
+    encoded = torch_als.encode(ratings)
+    assert encoded.step is None and encoded.stored is ratings
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_a_model_fitted_on_codes_is_the_model_fitted_on_float_ratings(implicit: bool, solver: str) -> None:
+    """Half-star ratings, signed for implicit (MLlib's reading of r <= 0), in column blocks: decoding gives the
+    very floats, so the factors agree to float32 accuracy (the products' order is the same)."""
+    u, i, _ = random_ratings(60, 50, 0.3, 9)
+    r = np.random.default_rng(4).integers(-2 if implicit else 1, 11, len(u)).astype(np.float32) * 0.5
+    params = ALSParams(rank=5, iterations=4, reg=0.1, implicit=implicit, alpha=2.0, solver=solver, seed=3)
+    models = []
+    for ratings in (torch_als.encode(torch.from_numpy(r)), Ratings(torch.from_numpy(r))):
+        by_user = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), ratings, 60, 50, blocks=3)
+        models.append(torch_als.fit_sides(by_user, torch_als.item_side(by_user, 50, 5), params))
+    assert models[0].users.dtype == torch.float32 and torch_als.encode(torch.from_numpy(r)).step == 0.5
+    torch.testing.assert_close(models[0].users, models[1].users, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(models[0].items, models[1].items, rtol=1e-5, atol=1e-6)
+
+
+def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None:
+    """Both engines build their sides in `als.gram_blocks` column blocks: the training errors (read through
+    `SideRows`, a chunk at a time) and the pattern top-k leaves out (`als.rated`) are the unblocked side's."""
+    rng = np.random.default_rng(3)
+    pairs = np.unique(rng.integers(0, [50, 400], size=(3000, 2)), axis=0).astype(np.int32)
+    rows, cols = torch.from_numpy(pairs[:, 0].copy()), torch.from_numpy(pairs[:, 1].copy())
+    ratings = Ratings(torch.from_numpy(rng.random(len(pairs)).astype(np.float32)))
+    one = torch_als.make_side(rows, cols, ratings, 50, 400)
+    four = torch_als.make_side(rows, cols, ratings, 50, 400, blocks=4)
+    users, items = torch.randn(50, 5), torch.randn(400, 5)
+    assert side_errors(users, items, four, False) == pytest.approx(side_errors(users, items, one, False), rel=1e-12)
+    expected = torch.zeros(50, 400)
+    expected[pairs[:, 0], pairs[:, 1]] = 1
+    assert torch.equal(torch_als.rated(four).to_dense(), expected)
+    assert torch.equal(torch_als.rated(one).to_dense(), expected)

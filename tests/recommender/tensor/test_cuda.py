@@ -56,7 +56,7 @@ def test_rows_without_ratings_get_zero_factors_on_cuda(how: torch_als.Solve) -> 
     device = torch.device("cuda")
     rows = torch.tensor([0, 0, 2, 2, 2], dtype=torch.int32, device=device)  # row 1 and row 3 have none
     cols = torch.tensor([0, 1, 0, 1, 2], dtype=torch.int32, device=device)
-    side = torch_als.make_side(rows, cols, torch.ones(5, device=device), 4, 3)
+    side = torch_als.make_side(rows, cols, torch_als.encode(torch.ones(5, device=device)), 4, 3)
     fixed = torch.randn(3, 128, generator=torch.Generator().manual_seed(0)).to(device)
     solved = torch_als.solve_side(side, fixed, how)
     assert torch.isfinite(solved).all()
@@ -69,11 +69,11 @@ def test_top_k_on_cuda_equals_cpu() -> None:
     rng = np.random.default_rng(1)
     u, i = np.nonzero(rng.random((500, 900)) < 0.05)
     side = torch_als.make_side(torch.from_numpy(u.astype(np.int32)), torch.from_numpy(i.astype(np.int32)),
-                               torch.ones(len(u)), 500, 900)
-    cpu = top_k(users, items, 10, side.indicator)
+                               torch_als.encode(torch.ones(len(u))), 500, 900)
+    cpu = top_k(users, items, 10, torch_als.rated(side))
     gpu_side = torch_als.make_side(*(t.cuda() for t in (torch.from_numpy(u.astype(np.int32)),
-                                                         torch.from_numpy(i.astype(np.int32)), torch.ones(len(u)))),
-                                   500, 900)
-    gpu = top_k(users.cuda(), items.cuda(), 10, gpu_side.indicator)
+                                                         torch.from_numpy(i.astype(np.int32)))),
+                                   torch_als.encode(torch.ones(len(u), device="cuda")), 500, 900)
+    gpu = top_k(users.cuda(), items.cuda(), 10, torch_als.rated(gpu_side))
     torch.testing.assert_close(gpu.scores.cpu(), cpu.scores, rtol=1e-4, atol=1e-4)
     assert (gpu.items.cpu() == cpu.items).float().mean() > 0.99  # ties may order differently

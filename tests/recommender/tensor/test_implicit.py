@@ -43,7 +43,8 @@ def mixed_ratings(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def side_of(u: np.ndarray, i: np.ndarray, r: np.ndarray, n_rows: int, n_cols: int, blocks: int = 1) -> torch_als.Side:
-    return torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch.from_numpy(r), n_rows, n_cols, blocks)
+    return torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), torch_als.encode(torch.from_numpy(r)), n_rows,
+                               n_cols, blocks)
 
 
 def reference_solve(u: np.ndarray, i: np.ndarray, r: np.ndarray, fixed: np.ndarray, n_rows: int,
@@ -184,7 +185,7 @@ def test_every_cholesky_half_iteration_lowers_the_objective(implicit: bool) -> N
     """Each half-iteration minimises the objective exactly over one side, so it can never rise."""
     u, i, r = mixed_ratings(7)
     by_user = side_of(u, i, r, N_USERS, N_ITEMS, blocks=2)
-    by_item = torch_als.make_side(torch.from_numpy(i), torch.from_numpy(u), torch.from_numpy(r), N_ITEMS, N_USERS)
+    by_item = side_of(i, u, r, N_ITEMS, N_USERS)
     how = torch_als.Solve(0.1, implicit=implicit, alpha=1.0)
     users, items = torch_als.initial_factors(N_USERS, 4, 0, torch.device("cpu")), torch.zeros(N_ITEMS, 4)
     values = []
@@ -239,7 +240,7 @@ def test_implicit_top_k_beats_the_most_popular_items() -> None:
     tu, ti = u[~held].astype(np.int32), i[~held].astype(np.int32)
     params = ALSParams(rank=4, iterations=10, reg=0.1, implicit=True, alpha=10.0, solver="cg")
     model = torch_als.fit(torch.from_numpy(tu), torch.from_numpy(ti), torch.ones(len(tu)), 200, 40, params)
-    rated = side_of(tu, ti, np.ones(len(tu), np.float32), 200, 40).indicator
+    rated = torch_als.rated(side_of(tu, ti, np.ones(len(tu), np.float32), 200, 40))
     best = top_k(model.users, model.items, 5, rated).items.numpy()
     popular = np.argsort(-np.bincount(ti, minlength=40), kind="stable")
     hits = {"model": 0, "popular": 0}

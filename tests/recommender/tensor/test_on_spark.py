@@ -212,27 +212,6 @@ def test_a_killed_worker_fails_the_stage_and_spark_retries_it(spark, csv: str, s
     assert trained.sums["sq"] / single.counts.train == pytest.approx(single.metrics.train_mse, rel=1e-5)
 
 
-def test_a_side_in_column_blocks_gives_the_same_errors_and_rated_items() -> None:
-    """The stage builds its sides in `als.gram_blocks` column blocks, as the single-node engine does:
-    the training errors (read through `_Rows`) and the indicator top-k leaves out (`als.rated`) are
-    those of the unblocked side."""
-    rng = np.random.default_rng(3)
-    pairs = np.unique(rng.integers(0, [50, 400], size=(3000, 2)), axis=0).astype(np.int32)
-    rows, cols = torch.from_numpy(pairs[:, 0].copy()), torch.from_numpy(pairs[:, 1].copy())
-    ratings = torch.from_numpy(rng.random(len(pairs)).astype(np.float32))
-    one = torch_als.make_side(rows, cols, ratings, 50, 400)
-    four = torch_als.make_side(rows, cols, ratings, 50, 400, blocks=4)
-    users, items = torch.randn(50, 5), torch.randn(400, 5)
-
-    def errors(side: torch_als.Side) -> tuple[float, float]:
-        return task._errors(users, items, task._Rows(side), side.indicator.col_indices(),
-                                   side.weighted.values(), False)
-
-    assert errors(four) == pytest.approx(errors(one), rel=1e-12)
-    assert torch.equal(torch_als.rated(four).to_dense(), one.indicator.to_dense())
-    assert torch_als.rated(one) is one.indicator
-
-
 @pytest.mark.parametrize("top", [1_000, 10**9])  # a lookup table, then a sparse id space's binary search
 def test_positions_written_in_place_are_the_positions(top: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(task, "IN_PLACE_BLOCK", 7)  # several blocks, the last one short
