@@ -1,5 +1,5 @@
-"""Memory figures of the result line's `resources`: the one place their key names live, and how a
-process's peak resident set size (RSS) is read.
+"""Memory figures of the result line's `resources`: the one place their key names live, how a
+process's peak resident set size (RSS) is read, and how it hands freed memory back (`hand_back_freed`).
 
 What each key measures (all in bytes):
 
@@ -25,8 +25,12 @@ ru_maxrss and 13 MiB of VmHWM; one started by a Python holding 500 MiB, 511 MiB 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import sys
 from collections.abc import Mapping
+
+import pyarrow as pa
 
 PEAK_RSS = "peak_rss_bytes"
 JVM_PEAK_RSS = "jvm_peak_rss_bytes"
@@ -63,3 +67,15 @@ def largest_peak(resources: Mapping[str, float]) -> float | None:
     they share twice; the largest is what the run needed at least."""
     peaks = [resources[key] for key in PROCESS_PEAKS if key in resources]
     return max(peaks) if peaks else None
+
+
+def hand_back_freed() -> None:
+    """Return to the system the memory that Arrow's pool (mimalloc or jemalloc) and glibc's malloc keep
+    after it is freed: a read of a billion ratings a batch at a time left 6 GB of it in RSS, in every
+    later phase (measured on 132M ratings: 3.4 GB of RSS held 1.3 GB of tensors, 1.6 GB after this).
+    glibc's `malloc_trim` only where the C library is glibc; elsewhere Arrow's pool alone."""
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux") and (libc := ctypes.util.find_library("c")) is not None:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)  # glibc's; musl has none
+        if trim is not None:
+            trim(0)

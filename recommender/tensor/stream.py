@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
+from recommender import memory
 from recommender.data import parquet
 from recommender.data.columns import COLUMNS, ITEM, USER
 from recommender.data.formats import BadInputError
@@ -30,6 +31,9 @@ from recommender.split import holdout_hash, threshold
 from recommender.tensor import als
 
 BATCH_ROWS = 1 << 22  # ratings a batch: its int64 copies and sort stay within a few hundred MB
+# Batches Arrow decodes ahead of the one in use, from one file at a time. Its defaults (16 batches, 4 files)
+# held 1.5 GB of decoded columns and were no faster: 132M ratings decoded in 1.9 s, 1.5 s with none ahead.
+READAHEAD_BATCHES = 0
 MAX_TABLE_ID = 1 << 27  # the largest id a side's lookup table covers (512 MB of int32 at most)
 
 
@@ -89,6 +93,7 @@ def _batches(source: Source, check: bool = False) -> Iterator[tuple[np.ndarray, 
     whole-table reader's rules (`parquet.valid_ids`, `valid_ratings`), else a BadInputError."""
     try:
         for batch in source.dataset.to_batches(columns=list(COLUMNS), batch_size=BATCH_ROWS,
+                                               batch_readahead=READAHEAD_BATCHES, fragment_readahead=1,
                                                fragment_scan_options=parquet.UNBUFFERED):
             columns = [batch.column(name) for name in COLUMNS]
             if check and not all(parquet.valid_ids(column).all() for column in columns[:2]):
@@ -134,6 +139,7 @@ def read(source: Source, split: Split) -> Read:
         values = torch.from_numpy(ratings)
         steps = [step for step in steps if als.fits(values, step)]
         all_positive = all_positive and als.all_positive(als.Ratings(values))
+    memory.hand_back_freed()
     if n_ratings == 0:
         raise BadInputError(source.uri, "no ratings (the table is empty)")
 
@@ -155,10 +161,12 @@ class _Layout:
     blocks: int
 
     def keys(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Each rating's CSR row: its column block's rows, then its own row (`als.make_side`'s keys)."""
+        """Each rating's CSR row: its column block's rows, then its own row (`als.make_side`'s keys); int32
+        (half the int64 sort's traffic) where the side's block rows fit."""
         if self.blocks == 1:
-            return rows.long()
-        return (cols.long() // -(-self.cols // self.blocks)).mul_(self.rows).add_(rows)
+            return rows
+        wide = self.blocks * self.rows > torch.iinfo(torch.int32).max
+        return ((cols.long() if wide else cols) // -(-self.cols // self.blocks)).mul_(self.rows).add_(rows)
 
 
 def _slots(keys: torch.Tensor, free: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,11 +216,15 @@ class Streamed:
         counts = [torch.zeros(layout.blocks * layout.rows, dtype=torch.int64) for layout in layouts]
         positives = [torch.zeros(layout.rows) for layout in layouts]  # n+, where a rating is <= 0
         for users, items, ratings in self._training():
+            ones = torch.ones(len(ratings), dtype=torch.int64)
             for layout, tally, above, (rows, cols) in zip(layouts, counts, positives, ((users, items), (items, users)),
                                                           strict=True):
-                tally += torch.bincount(layout.keys(rows, cols), minlength=len(tally))
+                # Added where the keys fall: a bincount's own array of blocks * rows (400 MB a batch at a
+                # billion ratings) would cost more to zero and add than the batch's ratings.
+                tally.index_add_(0, layout.keys(rows, cols), ones)
                 if not self.found.all_positive:
-                    above += torch.bincount(rows, weights=(ratings > 0).float(), minlength=layout.rows)
+                    above.index_add_(0, rows, (ratings > 0).float())
+        memory.hand_back_freed()
         if any(int(tally.sum()) != n for tally in counts):
             raise BadInputError(self.source.uri, "the table changed while it was read")
         step = self.found.step
@@ -227,6 +239,7 @@ class Streamed:
                 order, slots = _slots(layout.keys(rows, cols), next_free)
                 out.index_copy_(0, slots, cols.index_select(0, order))
                 code.index_copy_(0, slots, encoded.index_select(0, order))
+        memory.hand_back_freed()  # the batches' buffers, before the iterations' own temporaries
         built = []
         for layout, tally, above, out, code in zip(layouts, counts, positives, columns, codes, strict=True):
             crow = torch.zeros(len(tally) + 1, dtype=torch.int32)
