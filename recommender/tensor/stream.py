@@ -176,8 +176,8 @@ def _slots(keys: torch.Tensor, free: torch.Tensor) -> tuple[torch.Tensor, torch.
     distinct, counts = torch.unique_consecutive(ordered, return_counts=True)
     firsts = torch.cumsum(counts, 0).sub_(counts)
     within = torch.arange(len(keys)).sub_(torch.repeat_interleave(firsts, counts))
-    slots = free.index_select(0, ordered).add_(within)
-    free.index_add_(0, distinct, counts)
+    slots = free.index_select(0, ordered).long().add_(within)
+    free.index_add_(0, distinct, counts.to(free.dtype))
     return order, slots
 
 
@@ -213,10 +213,14 @@ class Streamed:
         n, n_users, n_items = self.found.n_train, self.n_users, self.n_items
         layouts = (_Layout(n_users, n_items, als.gram_blocks(n_users, n_items, n, rank, device)),
                    _Layout(n_items, n_users, als.gram_blocks(n_items, n_users, n, rank, device)))
-        counts = [torch.zeros(layout.blocks * layout.rows, dtype=torch.int64) for layout in layouts]
+        if n > torch.iinfo(torch.int32).max:
+            raise BadInputError(self.source.uri, f"{n:,} training ratings: a side holds at most 2^31 - 1 "
+                                                 "(its CSR row pointers are int32)")
+        # int32 counts and slots, as the sides' row pointers: 4 bytes a CSR row each (800 MB at a billion).
+        counts = [torch.zeros(layout.blocks * layout.rows, dtype=torch.int32) for layout in layouts]
         positives = [torch.zeros(layout.rows) for layout in layouts]  # n+, where a rating is <= 0
         for users, items, ratings in self._training():
-            ones = torch.ones(len(ratings), dtype=torch.int64)
+            ones = torch.ones(len(ratings), dtype=torch.int32)
             for layout, tally, above, (rows, cols) in zip(layouts, counts, positives, ((users, items), (items, users)),
                                                           strict=True):
                 # Added where the keys fall: a bincount's own array of blocks * rows (400 MB a batch at a
@@ -227,11 +231,17 @@ class Streamed:
         memory.hand_back_freed()
         if any(int(tally.sum()) != n for tally in counts):
             raise BadInputError(self.source.uri, "the table changed while it was read")
+        crows = [torch.zeros(len(tally) + 1, dtype=torch.int32) for tally in counts]
+        for crow, tally in zip(crows, counts, strict=True):
+            torch.cumsum(tally, 0, out=crow[1:])
+        by_rows = [tally.view(layout.blocks, layout.rows).sum(0).float() for layout, tally in zip(layouts, counts,
+                                                                                                 strict=True)]
+        del counts, tally  # the row pointers hold them
+        free = [crow[:-1].clone() for crow in crows]  # each CSR row's next free slot
         step = self.found.step
         stored = torch.int8 if step is not None else torch.float32
         columns = [torch.empty(n, dtype=torch.int32) for _ in layouts]
         codes = [torch.empty(n, dtype=stored) for _ in layouts]
-        free = [torch.cumsum(tally, 0).sub_(tally) for tally in counts]
         for users, items, ratings in self._training():
             encoded = ratings if step is None else als.codes(ratings, step)
             for layout, out, code, next_free, (rows, cols) in zip(
@@ -239,12 +249,11 @@ class Streamed:
                 order, slots = _slots(layout.keys(rows, cols), next_free)
                 out.index_copy_(0, slots, cols.index_select(0, order))
                 code.index_copy_(0, slots, encoded.index_select(0, order))
+        del free
         memory.hand_back_freed()  # the batches' buffers, before the iterations' own temporaries
         built = []
-        for layout, tally, above, out, code in zip(layouts, counts, positives, columns, codes, strict=True):
-            crow = torch.zeros(len(tally) + 1, dtype=torch.int32)
-            crow[1:] = torch.cumsum(tally, 0)
-            by_row = tally.view(layout.blocks, layout.rows).sum(0).float()
+        for layout, crow, by_row, above, out, code in zip(layouts, crows, by_rows, positives, columns, codes,
+                                                           strict=True):
             side = als.Side(crow, out, als.Ratings(code, step), by_row, by_row if self.found.all_positive else above,
                             layout.cols, layout.blocks)
             built.append(side.to(device))
