@@ -237,3 +237,25 @@ def test_an_expansion_for_parquet_readers_writes_no_text_until_one_asks(movielen
     assert with_text.ratings == parquet_only.ratings == len(read_ratings(with_text.input_for(False)).frame)
     assert len(table) == with_text.ratings
     assert prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path, text=False) == with_text  # the CSV is kept
+
+
+def test_the_disk_an_expansion_needs_bounds_what_it_writes(ml100k: Base, movielens_dir: Path, tmp_path: Path) -> None:
+    """`disk_needed` is an upper bound, yet within 2x of the Parquet and CSV files (so no false refusal)."""
+    prepared = prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path)
+    assert prepared.csv is not None
+    spec, base = parse_fractal("fractal:ml-100k:2x2"), ml100k
+    plan = out.Plan(spec, base, probabilities(base, spec.rows, spec.cols), str(tmp_path / "unused"), csv=True)
+    parquet = sum(p.stat().st_size for p in Path(prepared.input_for(reads_parquet=True)).glob("*.parquet"))
+    csv = Path(prepared.csv).stat().st_size
+    assert parquet <= out.disk_needed(plan, list(range(spec.rows)), csv=False) <= 2 * parquet
+    assert parquet + 2 * csv <= out.disk_needed(plan, list(range(spec.rows)), csv=True) <= 2 * (parquet + 2 * csv)
+    assert out.disk_needed(plan, [0], csv=False) < out.disk_needed(plan, [0, 1], csv=False)
+
+
+def test_an_expansion_that_would_not_fit_the_disk_is_refused_before_a_part_is_written(
+        movielens_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(out.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 10**5})())
+    with pytest.raises(out.NotEnoughDiskError, match=r"fractal:ml-100k:2x2:0 needs up to 0\.\d MB of disk in "
+                                                      r".* \(Parquet\), and .* has 0\.1 MB free: .*--cache-dir"):
+        prepare("fractal:ml-100k:2x2", movielens_dir, tmp_path, text=False)
+    assert not list(tmp_path.rglob("part-*"))
