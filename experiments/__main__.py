@@ -17,20 +17,25 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from experiments import compare, grid, results
+from experiments import compare, environment, grid, results
 from experiments.interrupts import stop_signals_raise
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_MACHINE = ("local", "standalone")  # --spark-master values that keep every case on this machine
 
 
-def check_grid(name: str, pytest_args: Sequence[str]) -> None:
-    """A GridError, before pytest starts, for an unknown grid or a cluster-only grid on this machine."""
+def check_grid(name: str, pytest_args: Sequence[str], memory_gib: float | None = None) -> None:
+    """A GridError, before pytest starts, for an unknown grid, a cluster-only grid on this machine, or a
+    grid that needs more memory than this machine's (`memory_gib`, the machine's when None)."""
     chosen = grid.load().grid(name)
     master = pytest_args[pytest_args.index("--spark-master") + 1] if "--spark-master" in pytest_args[:-1] else "local"
     if chosen.cluster_only and master.startswith(ONE_MACHINE):
         raise grid.GridError(f"grid {name!r} is too large for one machine: run it on EMR (python -m emr run "
                              f"--grid {name} ..., emr/README.md) or on a cluster (-- --spark-master spark://HOST:PORT)")
+    have = environment.memory_gb() if memory_gib is None else memory_gib
+    if chosen.memory is not None and have is not None and have < chosen.memory.gib:
+        raise grid.GridError(f"grid {name!r} needs {chosen.memory.gib:g} GiB of memory ({chosen.memory.reason}), "
+                             f"and this machine has {have:g} GiB")
 
 
 def _has_cases(path: Path) -> bool:

@@ -157,6 +157,14 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """The memory one machine must have to run a grid (its `memory`), and why."""
+
+    gib: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Grid:
     name: str
     description: str
@@ -166,6 +174,7 @@ class Grid:
     top_k: int = 0  # the recommend phase's k for the cases that have one (`top_k` in the grid's section)
     include_rated: bool = False  # the grid's `include_rated`: lists may hold the user's training items
     cluster_only: bool = False  # `cluster_only`: too large for one machine (EMR or a --spark-master cluster)
+    memory: Memory | None = None  # `memory = { gib, reason }`: refused on a machine with less
     sweeps: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # experiment -> field -> values
 
 
@@ -265,8 +274,12 @@ def load(path: Path = GRID_FILE) -> Catalogue:
         top_k = body.get("top_k", 0)
         if not isinstance(top_k, int) or top_k < 0:
             raise GridError(f"{path}: grid {name!r} top_k must be a whole number at least 0, not {top_k!r}")
+        memory = body.get("memory")
+        if memory is not None and (not isinstance(memory, dict) or set(memory) != {"gib", "reason"}):
+            raise GridError(f"{path}: grid {name!r} memory must be {{ gib = N, reason = \"...\" }}, not {memory!r}")
         grids[name] = Grid(name, body.get("description", ""), int(body.get("rounds", 1)), chosen, own, top_k,
-                           bool(body.get("include_rated", False)), bool(body.get("cluster_only", False)), swept)
+                           bool(body.get("include_rated", False)), bool(body.get("cluster_only", False)),
+                           None if memory is None else Memory(float(memory["gib"]), str(memory["reason"])), swept)
     return Catalogue(base, experiments, descriptions, grids, devices, budgets, sweeps)
 
 

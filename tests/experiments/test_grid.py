@@ -26,7 +26,7 @@ def test_every_grid_in_the_file_expands(catalogue: grid.Catalogue) -> None:
         assert cases, name
         assert len(set(cases)) == len(cases), f"{name} repeats a case"
         assert all(c.api in registry.get(c.impl).apis for c in cases), "an implementation's own APIs only"
-        assert chosen.params.rank == (10 if name == "engines" else 8)
+        assert chosen.params.rank == (10 if name in ("engines", "billion_local") else 8)
 
 
 def test_the_study_grid_is_the_papers_sweeps(catalogue: grid.Catalogue) -> None:
@@ -346,3 +346,41 @@ def test_the_param_option_is_a_usage_error_when_malformed() -> None:
     assert _param_option("rank=10,64") == ("rank", [10, 64])
     with pytest.raises(argparse.ArgumentTypeError, match="rank must be int, not 'x'"):
         _param_option("rank=x")
+
+
+def test_a_grid_that_needs_more_memory_than_the_machine_has_is_refused() -> None:
+    from experiments.__main__ import check_grid
+
+    needs = grid.load().grid("billion_local").memory
+    assert needs is not None
+    with pytest.raises(grid.GridError, match=rf"grid 'billion_local' needs {needs.gib:g} GiB of memory \(torch's peak"
+                                             r".*\), and this machine has 8 GiB"):
+        check_grid("billion_local", [], memory_gib=8)
+    check_grid("billion_local", [], memory_gib=needs.gib)  # no error: just enough
+
+
+def test_the_billion_on_one_machine_runs_torch_and_says_why_not_torch_spark() -> None:
+    catalogue = grid.load()
+    chosen = catalogue.grid("billion_local")
+    cases = grid.expand(catalogue, chosen, 2, data_size=lambda name: 1_158_559_241)
+    ran = {(case.impl, case.api): case.skip for case in cases}
+    assert set(ran) == {("torch", "none"), ("torch-spark", "df")}
+    assert ran[("torch", "none")] is None and (chosen.params.rank, chosen.params.iterations) == (10, 10)
+    assert "two barrier tasks" in (ran[("torch-spark", "df")] or "")
+
+
+def test_a_grid_memory_needs_its_amount_and_reason(tmp_path: Path) -> None:
+    path = tmp_path / "grid.toml"
+    path.write_text('''[experiments.e]
+impls = ["torch"]
+apis = ["none"]
+devices = ["cpu"]
+cores = ["all"]
+data = ["ml-100k"]
+
+[grids.g]
+memory = { gib = 4 }
+experiments.e = {}
+''')
+    with pytest.raises(grid.GridError, match=r"grid 'g' memory must be \{ gib = N, reason"):
+        grid.load(path)
