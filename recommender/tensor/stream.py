@@ -6,7 +6,9 @@ The load phase reads the table once (`load`): it checks each batch as the whole-
 whether the ratings fit one-byte codes (`als.Ratings`). The fit then groups them (`Streamed.sides`) in two
 more reads: each side's CSR row counts (users or items, in `als.gram_blocks` column blocks), then a scatter
 of each batch's columns and codes into arrays allocated once at their final size. So the peak is the two
-sides (5 bytes a rating each where the ratings are codes) and one batch. The sides equal `als.make_side`'s:
+sides (5 bytes a rating each where the ratings are codes), their int32 row pointers and one batch; the
+memory each read frees is handed back to the system after it (`memory.hand_back_freed`), or the
+allocators would keep it through the fit (6 GB at a billion ratings). The sides equal `als.make_side`'s:
 each CSR row holds its ratings in the table's order. Ids index by a table over their range, which the
 footers' statistics bound; a table without them, or with ids past MAX_TABLE_ID, is read whole instead.
 """
