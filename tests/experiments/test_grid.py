@@ -78,6 +78,21 @@ def test_the_peers_grids_measure_each_library_at_two_iteration_counts(catalogue:
     assert {dict(c.swept)["rank"] for c in high} == {64, 128} and ("lenskit", "ml-20m", 128) not in counts(high)
 
 
+def test_the_rank_256_and_lambda_grids(catalogue: grid.Catalogue) -> None:
+    """Rank 256 for the CG libraries only, at two iteration counts; the λ sweep runs implicit and torch
+    at every λ with everything else held, so each library's best λ is read off one run."""
+    top = grid.expand(catalogue, catalogue.grid("peers_rank_256"), max_cores=2)
+    assert {dict(c.swept)["rank"] for c in top} == {256} and {dict(c.swept)["solver"] for c in top} == {"cg"}
+    assert {c.impl for c in top} == {"implicit", "torch", "torch-spark"} and len(top) == 10
+    sweep = grid.expand(catalogue, catalogue.grid("peers_lambda"), max_cores=2)
+    by_impl: dict[str, set[object]] = {}
+    for case in sweep:
+        swept = dict(case.swept)
+        assert (swept["rank"], swept["iterations"], swept["implicit"]) == (64, 5, True)
+        by_impl.setdefault(case.impl, set()).add(swept["reg"])
+    assert by_impl == {"implicit": {0.25, 1.0, 4.0, 16.0}, "torch": {0.25, 1.0, 4.0, 16.0}}
+
+
 def test_a_selection_narrows_and_data_resolves(catalogue: grid.Catalogue) -> None:
     selection = Selection(impls=["scala"], apis=["rdd"], cores=[1])
     cases = grid.expand(catalogue, catalogue.grid("study"), 8, selection, lambda d: f"synthetic:{d}")
