@@ -329,8 +329,7 @@ def trainer(params: ALSParams, device_name: str, wanted: Wanted
                         counts = torch.bincount(user_side.cols.long(), minlength=len(item_ids))
                         popularity = ranking.popularity_from_counts(sum_tensor(group, counts).numpy())
                         lists = rank_lists(best, torch.from_numpy(popularity), rated, my_users, item_ids,
-                                           held_u.user, held_u.item, held_u.rating, wanted.relevance,
-                                           TOP_K_CHUNK_BYTES)
+                                           held_u.user, held_u.item, held_u.rating, wanted.relevance)
                         row |= dict(zip(SUMS[3:], _ranked(group, *lists), strict=True))
                         seconds["evaluate_s"] += lap()
                 if wanted.factors:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recommender import ranking
 from recommender.objective import objective_numpy
 from recommender.params import ALSParams
 
@@ -17,7 +18,7 @@ torch = pytest.importorskip("torch", reason="the PyTorch engine needs torch: pip
 from recommender.tensor import als as torch_als  # noqa: E402
 from recommender.tensor.als import Ratings  # noqa: E402
 from recommender.tensor.errors import side_errors  # noqa: E402
-from recommender.tensor.topk import top_k  # noqa: E402
+from recommender.tensor.topk import most_popular, top_k  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -170,6 +171,29 @@ def test_top_k_is_the_brute_force_ranking(exclude: bool) -> None:
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
     assert np.array_equal(np.sort(best.items.numpy(), axis=1), np.sort(expected, axis=1))
     assert not exclude or not any(set(best.items[n].tolist()) & set(i[u == n].tolist()) for n in range(40))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_users=st.integers(1, 30), n_items=st.integers(1, 25), density=st.floats(0, 1), k=st.integers(1, 30),
+       chunk=st.integers(1, 50), seed=st.integers(0, 2**16), exclude=st.booleans())
+def test_most_popular_is_the_top_k_of_the_popularity_scores(n_users: int, n_items: int, density: float, k: int,
+                                                              chunk: int, seed: int, exclude: bool) -> None:
+    """The baseline's lists without the users x items scores: the same items and scores as `top_k` on the
+    popularity as a rank-1 product, whether a user rated nothing, some or every item (a list cut short
+    ends in -inf), in chunks of any size."""
+    u, i, r = random_ratings(n_users, n_items, density, seed)
+    rated = None
+    if exclude:
+        side = torch_als.make_side(torch.from_numpy(u), torch.from_numpy(i), Ratings(torch.from_numpy(r)), n_users,
+                                   n_items)
+        rated = torch_als.rated(side)
+    popularity = torch.from_numpy(ranking.popularity_scores(i, n_items))
+    expected = top_k(torch.ones(n_users, 1, dtype=torch.float64), popularity[:, None], k, rated)
+    got = most_popular(popularity, n_users, k, rated, chunk=chunk)
+    found = torch.isfinite(expected.scores)
+    assert torch.equal(torch.isfinite(got.scores), found)
+    assert torch.equal(got.scores[found], expected.scores[found])
+    assert torch.equal(got.items[found], expected.items[found])
 
 
 def test_solving_in_chunks_gives_the_same_factors() -> None:
