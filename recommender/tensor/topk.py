@@ -19,7 +19,7 @@ from recommender import ranking
 from recommender.result import Ranking
 
 CHUNK_BYTES = 256 * 2**20  # one chunk's score matrix
-POPULAR_CHUNK = 2**24  # rated items `most_popular` places at a time (about 40 bytes each)
+POPULAR_CHUNK = 2**22  # rated items `most_popular` places at a time (about 50 bytes each)
 
 
 @dataclass(frozen=True)
