@@ -77,14 +77,15 @@ def most_popular(popularity: torch.Tensor, n_users: int, k: int, rated: torch.Te
         for start in range(0, n_users, step):
             stop = min(start + step, n_users)
             lo, hi = int(crow[start]), int(crow[stop])
+            firsts = crow[start:stop] - lo  # each user's first rating in the chunk
             counts = crow[start + 1 : stop + 1] - crow[start:stop]
             rows = torch.repeat_interleave(torch.arange(stop - start, device=device), counts, output_size=hi - lo)
             offset = rows * n_items  # each user's places in a range of their own, so one sort and search serve all
             keyed = torch.sort(place[cols[lo:hi].long()] + offset).values
-            within = torch.arange(hi - lo, device=device) - (crow[start:stop] - lo)[rows]  # i, each user's rank
+            within = torch.arange(hi - lo, device=device) - firsts[rows]  # i, each user's rank
             shifted = keyed - within  # offset + p_i - i, sorted within each user's range
             asked = (torch.arange(stop - start, device=device) * n_items)[:, None] + wanted
-            below = torch.searchsorted(shifted, asked, right=True) - (crow[start:stop] - lo)[:, None]
+            below = torch.searchsorted(shifted, asked, right=True) - firsts[:, None]
             places[start:stop] += below
     found = places < n_items
     items = order[places.clamp_max(n_items - 1)]
